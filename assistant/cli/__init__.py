@@ -15,6 +15,7 @@ from assistant import __version__, logs
 
 COMMAND_MODULES: tuple[str, ...] = (
     "assistant.cli.intents",
+    "assistant.cli.models",
 )
 
 
