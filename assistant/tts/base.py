@@ -1,0 +1,138 @@
+"""The one audio type and the one engine interface every TTS engine speaks.
+
+Engines (Tortoise, Piper, espeak-ng) differ wildly in speed and sample rate; the rest of the
+assistant (reply cache, playback, HTTP API) only ever sees `Audio` and `TTSEngine`, so an
+engine can be swapped or fall back without anything else noticing.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+class TTSUnavailable(Exception):
+    """An engine cannot run here (missing weights, package or program); the caller may fall back."""
+
+
+@dataclass
+class Audio:
+    """Mono float32 samples in -1..1 at `sample_rate` Hz.
+
+    float32 (not int16) so engines, resampling and crossfades never clip or lose precision;
+    conversion to 16-bit happens only at the edges (WAV files, sound devices).
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        samples = np.asarray(self.samples, dtype=np.float32)
+        if samples.ndim != 1:
+            raise ValueError(f"Audio must be mono (1-D), got shape {samples.shape}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample rate must be positive, got {self.sample_rate}")
+        self.samples = samples
+        self.sample_rate = int(self.sample_rate)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.samples) / self.sample_rate
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def rms(self) -> float:
+        """Root-mean-square level; 0.0 for empty audio (used to tell speech from silence)."""
+        if len(self.samples) == 0:
+            return 0.0
+        return float(np.sqrt(np.mean(np.square(self.samples, dtype=np.float64))))
+
+    def to_int16(self) -> np.ndarray:
+        return (np.clip(self.samples, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+
+    def to_wav_bytes(self) -> bytes:
+        """16-bit PCM mono WAV: what every player and `wave` reads."""
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(self.sample_rate)
+            wav.writeframes(self.to_int16().tobytes())
+        return buffer.getvalue()
+
+    @classmethod
+    def from_wav_bytes(cls, data: bytes) -> Audio:
+        """Read 8/16/32-bit PCM WAV, mixing several channels down to mono.
+
+        Raises ValueError on anything that is not a readable WAV, so a corrupt cache file is
+        detected rather than played as noise.
+        """
+        try:
+            with wave.open(io.BytesIO(data), "rb") as wav:
+                channels = wav.getnchannels()
+                width = wav.getsampwidth()
+                rate = wav.getframerate()
+                frames = wav.getnframes()
+                raw = wav.readframes(frames)
+        except (wave.Error, EOFError) as exc:
+            raise ValueError(f"not a readable WAV: {exc}") from exc
+        if len(raw) != frames * channels * width:
+            raise ValueError(f"truncated WAV: {len(raw)} bytes of {frames * channels * width}")
+        if width == 1:
+            samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+        elif width == 2:
+            samples = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+        elif width == 4:
+            samples = np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2147483648.0
+        else:
+            raise ValueError(f"unsupported WAV sample width {width} bytes")
+        if channels > 1:
+            samples = samples.reshape(-1, channels).mean(axis=1)
+        return cls(samples, rate)
+
+    @classmethod
+    def silence(cls, seconds: float, sample_rate: int) -> Audio:
+        return cls(np.zeros(int(round(seconds * sample_rate)), dtype=np.float32), sample_rate)
+
+    @classmethod
+    def concat(cls, parts: Iterable[Audio]) -> Audio:
+        """Join chunks (e.g. streamed sentences); they must share one sample rate."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("cannot concatenate zero audio chunks")
+        rate = parts[0].sample_rate
+        if any(part.sample_rate != rate for part in parts):
+            raise ValueError("cannot concatenate audio with different sample rates")
+        return cls(np.concatenate([part.samples for part in parts]), rate)
+
+    def resampled(self, sample_rate: int) -> Audio:
+        """Linear-interpolation resampling: good enough for speech playback and Whisper input,
+        with no extra dependency (the device or Whisper wants a rate the engine does not make)."""
+        if sample_rate == self.sample_rate or len(self.samples) == 0:
+            return Audio(self.samples.copy(), sample_rate)
+        count = int(round(len(self.samples) * sample_rate / self.sample_rate))
+        positions = np.arange(count, dtype=np.float64) * (self.sample_rate / sample_rate)
+        resampled = np.interp(positions, np.arange(len(self.samples)), self.samples)
+        return Audio(resampled.astype(np.float32), sample_rate)
+
+
+@runtime_checkable
+class TTSEngine(Protocol):
+    """What the Speech facade needs from an engine.
+
+    `voice=None` means the engine's default voice. Engines that cannot stream yield the whole
+    reply as one chunk from `stream`.
+    """
+
+    name: str
+
+    def synthesize(self, text: str, voice: str | None = None) -> Audio: ...
+
+    def stream(self, text: str, voice: str | None = None) -> Iterator[Audio]: ...
