@@ -1,0 +1,68 @@
+"""Audio sources: everything the listener hears arrives as 30 ms frames of 16 kHz mono s16le.
+
+One frame format for every source (microphone, WAV file, raw stdin) means the segmenter and the
+loop never care where audio comes from, and webrtcvad (which accepts only 10/20/30 ms frames of
+16-bit mono PCM) gets exactly what it needs. `sounddevice` (PortAudio) is imported only when a
+microphone is opened, so file and stdin input work on machines without PortAudio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from assistant.audio.format import (
+    FRAME_BYTES,
+    FRAME_MS,
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    AudioFormatError,
+    float_to_pcm16,
+    pcm16_to_float,
+)
+from assistant.audio.resample import StreamResampler, resample
+from assistant.audio.wav import read_wav, write_wav
+
+
+@runtime_checkable
+class AudioSource(Protocol):
+    """Where frames come from.
+
+    `realtime` is True for a live device: the consumer must keep draining `frames()` (capture
+    never blocks on recognition) or audio is lost. `state` is "open", "reopening" (a live device
+    went away and is being reopened) or "closed", for health reporting.
+    """
+
+    realtime: bool
+    state: str
+
+    def frames(self) -> Iterator[bytes]:
+        """Successive FRAME_BYTES-long frames (s16le mono 16 kHz); ends at the end of input."""
+        ...
+
+    def close(self) -> None:
+        """Release the input; a running `frames()` ends soon after."""
+        ...
+
+
+from assistant.audio.sources import StdinSource, WavFileSource  # noqa: E402
+from assistant.audio.microphone import MicrophoneSource, list_input_devices  # noqa: E402
+
+__all__ = [
+    "FRAME_BYTES",
+    "FRAME_MS",
+    "FRAME_SAMPLES",
+    "SAMPLE_RATE",
+    "AudioFormatError",
+    "AudioSource",
+    "MicrophoneSource",
+    "StdinSource",
+    "StreamResampler",
+    "WavFileSource",
+    "float_to_pcm16",
+    "list_input_devices",
+    "pcm16_to_float",
+    "read_wav",
+    "resample",
+    "write_wav",
+]
