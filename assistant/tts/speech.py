@@ -1,0 +1,300 @@
+"""The Speech facade: text clean-up, reply cache, engine choice with fallback, self-check.
+
+Everything that speaks (the `say` command, the listen loop, the HTTP API) goes through one
+`Speech`, so they share one warm engine per kind and one reply cache.
+
+Engine choice: `engine="auto"` walks the fallback chain (default tortoise -> piper -> espeak);
+naming an engine tries it first, then the rest of the chain. An engine that cannot be built
+(`TTSUnavailable`: Tortoise weights missing, piper-tts not installed, espeak-ng absent) is
+reported once in the log and skipped from then on. Voice names belong to one engine (a Tortoise
+voice folder, a Piper .onnx path, an espeak-ng voice), so the voice goes to the first engine of
+the chain only; a fallback engine speaks in its own default voice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from assistant.tts.base import Audio, TTSEngine, TTSUnavailable
+from assistant.tts.cache import DEFAULT_MAX_BYTES, CacheKey, ReplyCache
+from assistant.tts.selfcheck import SelfCheck, Transcriber
+from assistant.tts.textnorm import normalize
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("tortoise", "piper", "espeak")
+
+EngineFactory = Callable[[], TTSEngine]
+
+
+@dataclass(frozen=True)
+class SpeechSettings:
+    engine: str = "auto"
+    """"auto" (walk `fallback`) or one engine name to try first."""
+    fallback: tuple[str, ...] = ENGINES
+    voice: str | None = None
+    """Default voice for the first engine tried (None: that engine's own default)."""
+    device: str = "auto"
+    """Compute device for Tortoise."""
+    cache: bool = True
+    cache_max_bytes: int = DEFAULT_MAX_BYTES
+    normalize_text: bool = True
+    check_prerendered: bool = True
+    """Self-check pre-rendered replies (needs a transcriber)."""
+    check_live: bool = False
+    """Self-check live replies too: better audio, but a reply waits for Whisper (and re-renders)."""
+    check_threshold: float = 0.25
+    check_tries: int = 3
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in (self.engine, *self.fallback) if name != "auto" and name not in ENGINES]
+        if unknown:
+            raise ValueError(f"unknown TTS engine(s) {', '.join(map(repr, unknown))}: use auto, {', '.join(ENGINES)}")
+        if not self.fallback:
+            raise ValueError("the TTS fallback chain is empty")
+
+
+def default_factories(settings: SpeechSettings) -> dict[str, EngineFactory]:
+    """Engines are built lazily: importing Tortoise costs seconds and torch, Piper is optional."""
+
+    def tortoise() -> TTSEngine:
+        from assistant.tts.tortoise import TortoiseEngine
+
+        return TortoiseEngine(device=settings.device)
+
+    def piper() -> TTSEngine:
+        from assistant.tts.piper import PiperEngine
+
+        return PiperEngine()
+
+    def espeak() -> TTSEngine:
+        from assistant.tts.espeak import EspeakEngine
+
+        return EspeakEngine()
+
+    return {"tortoise": tortoise, "piper": piper, "espeak": espeak}
+
+
+@dataclass
+class SpeechStats:
+    """Counters for metrics and tests (e.g. a cache hit must not synthesise)."""
+
+    synthesized: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    prerendered: int = 0
+    fallbacks: int = 0
+    by_engine: dict[str, int] = field(default_factory=dict)
+
+
+class Speech:
+    """Thread-safe: the listen loop, the HTTP API and the pre-renderer call it concurrently."""
+
+    def __init__(
+        self,
+        settings: SpeechSettings | None = None,
+        *,
+        factories: dict[str, EngineFactory] | None = None,
+        cache: ReplyCache | None = None,
+        transcriber: Transcriber | None = None,
+    ) -> None:
+        self.settings = settings or SpeechSettings()
+        self._factories = factories if factories is not None else default_factories(self.settings)
+        if cache is None and self.settings.cache:
+            cache = ReplyCache(max_bytes=self.settings.cache_max_bytes)
+        self.cache = cache
+        self.selfcheck = (
+            SelfCheck(transcriber, self.settings.check_threshold, self.settings.check_tries) if transcriber else None
+        )
+        self.stats = SpeechStats()
+        self._engines: dict[str, TTSEngine] = {}
+        self._unavailable: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._prerender_thread: threading.Thread | None = None
+
+    # -- engines ---------------------------------------------------------------------------
+
+    def engine(self, name: str) -> TTSEngine | None:
+        """The built engine, building it on first use; None when it cannot run here (logged once)."""
+        with self._lock:
+            if name in self._engines:
+                return self._engines[name]
+            if name in self._unavailable:
+                return None
+            factory = self._factories.get(name)
+            if factory is None:
+                self._mark_unavailable(name, "no such engine is configured")
+                return None
+            try:
+                built = factory()
+            except TTSUnavailable as exc:
+                self._mark_unavailable(name, str(exc))
+                return None
+            self._engines[name] = built
+            return built
+
+    def _mark_unavailable(self, name: str, reason: str) -> None:
+        if name not in self._unavailable:
+            self._unavailable[name] = reason
+            log.warning("TTS engine %s is unavailable (%s); using the fallback voice instead", name, reason)
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Engine name -> why it cannot run (for `doctor` and the API)."""
+        with self._lock:
+            return dict(self._unavailable)
+
+    def chain(self, engine: str | None = None) -> list[str]:
+        """Engines to try, in order, for a request naming `engine` (None: the configured one)."""
+        chosen = engine or self.settings.engine
+        if chosen == "auto":
+            return list(self.settings.fallback)
+        if chosen not in ENGINES:
+            raise ValueError(f"unknown TTS engine {chosen!r}: use auto, {', '.join(ENGINES)}")
+        return [chosen, *(name for name in self.settings.fallback if name != chosen)]
+
+    def _candidates(self, text: str, voice: str | None, engine: str | None) -> Iterator[tuple[str, TTSEngine, str | None, CacheKey]]:
+        spoken = normalize(text) if self.settings.normalize_text else " ".join(text.split())
+        if not spoken:
+            raise ValueError("nothing to say: the text is empty")
+        voice = voice or self.settings.voice
+        for index, name in enumerate(self.chain(engine)):
+            built = self.engine(name)
+            if built is None:
+                continue
+            engine_voice = voice if index == 0 else None
+            if index > 0:
+                self.stats.fallbacks += 1
+            yield spoken, built, engine_voice, CacheKey(name, engine_voice, spoken, str(getattr(built, "cache_key", "")))
+
+    def _cached(self, key: CacheKey) -> Audio | None:
+        if self.cache is None:
+            return None
+        audio = self.cache.get(key)
+        if audio is None:
+            self.stats.cache_misses += 1
+        else:
+            self.stats.cache_hits += 1
+        return audio
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self.stats.synthesized += 1
+            self.stats.by_engine[name] = self.stats.by_engine.get(name, 0) + 1
+
+    def _no_engine(self, tried: Sequence[str]) -> TTSUnavailable:
+        reasons = "; ".join(f"{name}: {why}" for name, why in self.unavailable.items())
+        return TTSUnavailable(f"no TTS engine could speak (tried {', '.join(tried)}): {reasons}")
+
+    # -- speaking --------------------------------------------------------------------------
+
+    def _render(self, engine: TTSEngine, text: str, voice: str | None, check: bool) -> Audio:
+        def render(attempt: int = 0) -> Audio:
+            self._count(engine.name)
+            seed = getattr(getattr(engine, "settings", None), "seed", None)
+            if attempt and isinstance(seed, int):
+                # Deterministic engines would repeat the same slip; a new seed is a new take.
+                return engine.synthesize(text, voice, seed=seed + attempt)  # type: ignore[call-arg]
+            return engine.synthesize(text, voice)
+
+        if not (check and self.selfcheck):
+            return render()
+        attempts = iter(range(self.selfcheck.max_tries))
+        return self.selfcheck.run(text, lambda: render(next(attempts))).audio
+
+    def synthesize(self, text: str, voice: str | None = None, engine: str | None = None, *,
+                   check: bool | None = None) -> Audio:
+        """The whole reply. `check` self-checks it (default: the live-reply setting).
+
+        Raises ValueError for empty text or an unknown voice, TTSUnavailable when no engine can run.
+        """
+        check = self.settings.check_live if check is None else check
+        tried = []
+        for spoken, built, engine_voice, key in self._candidates(text, voice, engine):
+            tried.append(built.name)
+            cached = self._cached(key)
+            if cached is not None:
+                return cached
+            try:
+                audio = self._render(built, spoken, engine_voice, check)
+            except (TTSUnavailable, RuntimeError, OSError) as exc:
+                self._engine_failed(built.name, exc)
+                continue
+            if self.cache is not None:
+                self.cache.put(key, audio)
+            return audio
+        raise self._no_engine(tried or self.chain(engine))
+
+    def _engine_failed(self, name: str, exc: Exception) -> None:
+        if isinstance(exc, TTSUnavailable):
+            with self._lock:
+                self._engines.pop(name, None)
+                self._mark_unavailable(name, str(exc))
+        else:
+            log.error("TTS engine %s failed (%s); trying the next engine", name, exc)
+
+    def stream(self, text: str, voice: str | None = None, engine: str | None = None) -> Iterator[Audio]:
+        """Chunks as they are rendered (one chunk for a cached reply or a non-streaming engine).
+
+        A fully streamed reply is cached. An engine failing before its first chunk falls back;
+        after it, the error propagates (half a reply cannot be restarted in another voice).
+        """
+        tried = []
+        for spoken, built, engine_voice, key in self._candidates(text, voice, engine):
+            tried.append(built.name)
+            cached = self._cached(key)
+            if cached is not None:
+                yield cached
+                return
+            self._count(built.name)
+            chunks: list[Audio] = []
+            try:
+                for chunk in built.stream(spoken, engine_voice):
+                    chunks.append(chunk)
+                    yield chunk
+            except (TTSUnavailable, RuntimeError, OSError) as exc:
+                if chunks:
+                    raise
+                self._engine_failed(built.name, exc)
+                continue
+            if self.cache is not None and chunks:
+                self.cache.put(key, Audio.concat(chunks))
+            return
+        raise self._no_engine(tried or self.chain(engine))
+
+    # -- pre-rendering ---------------------------------------------------------------------
+
+    def prerender(self, texts: Sequence[str], voice: str | None = None, engine: str | None = None) -> None:
+        """Render `texts` into the reply cache in a background thread (progress in the log), so
+        those replies start instantly; self-checked when a transcriber is set and
+        `check_prerendered` is on. Returns at once; `wait_prerendered` joins."""
+        unique = list(dict.fromkeys(text for text in texts if text.strip()))
+        thread = threading.Thread(target=self._prerender, args=(unique, voice, engine),
+                                  name="tts-prerender", daemon=True)
+        self._prerender_thread = thread
+        thread.start()
+
+    def _prerender(self, texts: list[str], voice: str | None, engine: str | None) -> None:
+        total = len(texts)
+        log.info("pre-rendering %d static replies in the background", total)
+        failed = 0
+        for done, text in enumerate(texts, start=1):
+            try:
+                self.synthesize(text, voice, engine, check=self.settings.check_prerendered)
+                self.stats.prerendered += 1
+            except Exception as exc:  # one bad reply must not stop the others
+                failed += 1
+                log.error("pre-rendering %r failed: %s", text, exc)
+            log.info("pre-rendered %d/%d replies", done, total)
+        log.info("pre-rendering finished: %d ready, %d failed", total - failed, failed)
+
+    def wait_prerendered(self, timeout: float | None = None) -> bool:
+        """True when no pre-rendering is running (any more)."""
+        thread = self._prerender_thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
