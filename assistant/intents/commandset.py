@@ -1,0 +1,166 @@
+"""A loaded commands file, ready to match transcripts.
+
+Matching runs in stages, each only when the one before found nothing:
+1. the text as written, through hassil (`recognize_best`), so every sentence of the grammar
+   matches exactly as hassil would match it;
+2. spellings that undo speech recognition habits (fillers removed, "%" as "percent", digits as
+   words; see `normalize`), still through hassil;
+3. the cautious near-miss stage (see `nearmiss`), whose repaired sentence goes through hassil
+   again, so slots always come from hassil.
+Range slot values are then corrected for hassil's number-word cache bug (see `ranges`).
+Everything that can be computed ahead (word graphs, vocabulary, range slot tables) is, at load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hassil.expression import Sentence
+from hassil.intents import RangeSlotList, SlotList
+from hassil.recognize import RecognizeResult, recognize_best
+
+from assistant.intents.loader import ExtraList, LoadedCommands, load
+from assistant.intents.model import IntentMatch, IntentSpec
+from assistant.intents.nearmiss import best_near_miss
+from assistant.intents.normalize import candidates
+from assistant.intents.ranges import range_slots, range_value, tidy_number
+from assistant.intents.wordgraph import WordGraph, build_word_graph, slot_words, tokenize
+
+
+def load_commands(path: str | Path, *, extra_lists: Mapping[str, ExtraList] | None = None) -> CommandSet:
+    """Load and validate a commands file; raises CommandsError (`FILE:LINE:COL: message`).
+
+    `extra_lists` supplies lists the file uses but does not define, the way Home Assistant
+    supplies `{name}`, `{area}` and `{floor}` at run time: a list of strings or `{"in", "out",
+    "context"}` mappings, a hassil `SlotList`, or "wildcard".
+    """
+    return CommandSet(load(path, extra_lists))
+
+
+class CommandSet:
+    """Intents of one commands file with their matcher; immutable once built."""
+
+    def __init__(self, loaded: LoadedCommands) -> None:
+        self.path: Path = loaded.path
+        self.language: str = loaded.language
+        self.intents: dict[str, IntentSpec] = loaded.intents
+        self._hassil = loaded.hassil_intents
+        self._extra_lists = loaded.extra_lists or None
+        self._range_slots: dict[int, dict[str, list[RangeSlotList]]] = {}
+        self._graphs: list[tuple[str, WordGraph]] = []
+        self._graph_index: dict[str, list[int]] = {}
+        words: set[str] = set()
+        matchers: dict[Any, Any] = {}
+        all_lists: dict[str, SlotList] = {**self._hassil.slot_lists, **(loaded.extra_lists or {})}
+        for intent in self._hassil.intents.values():
+            for block in intent.data:
+                slot_lists = {**all_lists, **block.slot_lists}
+                rules: dict[str, Sentence] = {**self._hassil.expansion_rules, **block.expansion_rules}
+                for sentence in block.sentences:
+                    table = range_slots(sentence, slot_lists, rules)
+                    if table:
+                        self._range_slots[id(sentence)] = table
+                    graph = build_word_graph(sentence, slot_lists, rules, self.language, matchers)
+                    for word in graph.words:
+                        self._graph_index.setdefault(word, []).append(len(self._graphs))
+                    self._graphs.append((intent.name, graph))
+                    words |= graph.words
+                if block.slot_lists:
+                    words |= slot_words(block.slot_lists, self.language)
+        words |= slot_words(all_lists, self.language)
+        self._vocabulary = sorted(w for w in words if w)
+        self._vocabulary_set = frozenset(self._vocabulary)
+
+    # -- the contract --------------------------------------------------------------------------
+
+    def match(self, text: str, context: Mapping[str, Any] | None = None) -> IntentMatch | None:
+        """The intent `text` asks for: exact (incl. normalised spellings) first, then near-miss."""
+        exact = self.match_exact(text, context)
+        if exact is not None:
+            return exact
+        return self.match_near(text, context)
+
+    def vocabulary(self) -> list[str]:
+        """Distinct words of the grammar and its list values (for Whisper's prompt)."""
+        return list(self._vocabulary)
+
+    def static_replies(self) -> list[str]:
+        """Replies that need no slot or handler value (can be rendered to speech ahead)."""
+        from assistant.handlers.templates import parse_template
+
+        replies: list[str] = []
+        for spec in self.intents.values():
+            if spec.reply is None:
+                continue
+            template = parse_template(spec.reply)
+            if not template.fields:
+                text = template.render({})
+                if text not in replies:
+                    replies.append(text)
+        return replies
+
+    # -- stages --------------------------------------------------------------------------------
+
+    def match_exact(self, text: str, context: Mapping[str, Any] | None = None) -> IntentMatch | None:
+        """Stages 1 and 2: hassil on the text as written, then on ASR-normalised spellings."""
+        for variant in candidates(text, self._vocabulary_set, self.language):
+            result = self._recognize(variant, context)
+            if result is not None:
+                return self._to_match(result, text, exact=True)
+        return None
+
+    def match_near(self, text: str, context: Mapping[str, Any] | None = None) -> IntentMatch | None:
+        """Stage 3: one dropped, extra or misheard word, accepted only when one intent clearly wins."""
+        variants = candidates(text, self._vocabulary_set, self.language)
+        words = tokenize(variants[-1])
+        if len(words) < 2:
+            return None
+        near = best_near_miss(words, self._candidate_graphs(words))
+        if near is None:
+            return None
+        found: IntentMatch | None = None
+        for repaired in near.repaired:
+            result = self._recognize(repaired, context)
+            if result is None or result.intent.name != near.intent:
+                return None
+            match = self._to_match(result, text, exact=False)
+            if found is not None and found.slots != match.slots:
+                return None  # two readings of the same intent disagree on a slot: unsure
+            found = match
+        return found
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _candidate_graphs(self, words: list[str]) -> list[tuple[str, WordGraph]]:
+        """Templates sharing at least one word with the input (others cost too much anyway),
+        plus templates made only of slots."""
+        indices: set[int] = set()
+        for word in words:
+            indices.update(self._graph_index.get(word, ()))
+        indices.update(i for i, (_, graph) in enumerate(self._graphs) if not graph.words)
+        return [self._graphs[i] for i in sorted(indices)]
+
+    def _recognize(self, text: str, context: Mapping[str, Any] | None) -> RecognizeResult | None:
+        return recognize_best(
+            text,
+            self._hassil,
+            slot_lists=self._extra_lists,
+            intent_context=dict(context) if context else None,
+            language=self.language,
+        )
+
+    def _to_match(self, result: RecognizeResult, text: str, *, exact: bool) -> IntentMatch:
+        table = self._range_slots.get(id(result.intent_sentence), {})
+        slots: dict[str, Any] = {}
+        for entity in result.entities_list:
+            value = entity.value
+            if entity.name in table and not entity.is_wildcard and entity.text:
+                value = range_value(table[entity.name], entity.text, value, self.language)
+            elif isinstance(value, float):
+                value = tidy_number(value)
+            slots[entity.name] = value
+        for capture in result.captures_list:
+            slots.setdefault(capture.name, capture.text.strip())
+        return IntentMatch(intent=result.intent.name, slots=slots, text=text, exact=exact)
