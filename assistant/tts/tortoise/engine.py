@@ -1,0 +1,153 @@
+"""TortoiseEngine: Tortoise TTS behind the assistant's TTSEngine interface.
+
+Models load once (lazily, per part) from a models directory onto the chosen device; voice
+latents come from the LatentCache; every model call holds `assistant.device.MODEL_LOCK`.
+Streaming takes the lock per chunk, not for the whole reply, so the listener can transcribe
+"stop" while a long reply is still being generated; each reply's sampling uses a private RNG,
+so interleaved work changes neither the reply nor anyone else's randomness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from assistant.device import MODEL_LOCK, resolve_device, uses_half_precision
+from assistant.tts.base import Audio
+from assistant.tts.tortoise.config import OUTPUT_SAMPLE_RATE, ModelSizes, TortoiseSettings
+from assistant.tts.tortoise.inference import FastGeneration, classic_synthesize, decoder_lookahead, stream_chunks
+from assistant.tts.tortoise.latents import LatentCache, LatentSettings, Progress
+from assistant.tts.tortoise.loader import TortoiseUnavailable, default_models_dir, missing_weights, open_models
+from assistant.tts.tortoise.rng import PrivateRNG
+from assistant.tts.voices import DEFAULT_VOICE, get_voice
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TortoiseEngine", "TortoiseUnavailable"]
+
+
+class TortoiseEngine:
+    """Tortoise TTS; `settings` are the defaults, each call may override them."""
+
+    name = "tortoise"
+    sample_rate = OUTPUT_SAMPLE_RATE
+
+    def __init__(
+        self,
+        settings: TortoiseSettings | None = None,
+        *,
+        models_dir: str | Path | None = None,
+        device: str = "auto",
+        half: bool | None = None,
+        sizes: ModelSizes | None = None,
+        default_voice: str = DEFAULT_VOICE,
+        latent_cache: LatentCache | None = None,
+        latent_settings: LatentSettings | None = None,
+    ) -> None:
+        """Raises TortoiseUnavailable when weights are missing, ValueError for an unusable device."""
+        self.settings = settings or TortoiseSettings()
+        self.models_dir = Path(models_dir) if models_dir else default_models_dir()
+        self.device = resolve_device(device)
+        if half and not uses_half_precision(self.device):
+            raise ValueError(f"half precision needs a CUDA or XPU device, not {self.device!r}")
+        self.half = uses_half_precision(self.device) if half is None else bool(half)
+        self.models = open_models(self.models_dir, self.device, self.half, sizes)
+        self.default_voice = default_voice
+        self.latent_cache = latent_cache or LatentCache()
+        self.latent_settings = latent_settings or LatentSettings()
+        self._lookahead: int | None = None
+
+    @staticmethod
+    def available(models_dir: str | Path | None = None) -> bool:
+        """True when every weight file is present (cheap: no loading)."""
+        return not missing_weights(Path(models_dir) if models_dir else default_models_dir())
+
+    def load(self) -> None:
+        """Load the fast path's models now instead of on the first reply."""
+        with MODEL_LOCK:
+            self.models.get("autoregressive")
+            self.models.get("hifigan")
+
+    def voice_latent(self, voice: str | None, part: str = "autoregressive", progress: Progress | None = None) -> torch.Tensor:
+        found = get_voice(voice or self.default_voice)
+        with MODEL_LOCK:
+            return self.latent_cache.get(
+                found.name, part, found.digest(), self.models, found.load_clips, self.latent_settings, progress
+            )
+
+    def prepare_voice(self, voice: str | None, progress: Progress | None = None) -> dict[str, str]:
+        """Compute or load both latents of a voice; says per part whether it was computed."""
+        result = {}
+        for part in ("autoregressive", "diffusion"):
+            before = self.latent_cache.stats.computed
+            self.voice_latent(voice, part, progress)
+            result[part] = "computed" if self.latent_cache.stats.computed > before else "cached"
+        return result
+
+    def _settings(self, settings: TortoiseSettings | None, overrides: dict) -> TortoiseSettings:
+        chosen = settings or self.settings
+        return dataclasses.replace(chosen, **overrides) if overrides else chosen
+
+    @contextmanager
+    def _guard(self, rng: PrivateRNG) -> Iterator[None]:
+        with MODEL_LOCK, rng.active(), torch.inference_mode():
+            yield
+
+    def _lookahead_samples(self) -> int:
+        if self._lookahead is None:
+            with MODEL_LOCK:
+                self._lookahead = decoder_lookahead(self.models)
+            log.debug("HiFiGAN decoder lookahead: %d samples", self._lookahead)
+        return self._lookahead
+
+    @staticmethod
+    def _check_text(text: str) -> str:
+        text = " ".join(text.split())
+        if not text:
+            raise ValueError("nothing to say: the text is empty")
+        return text
+
+    def synthesize(
+        self, text: str, voice: str | None = None, *, settings: TortoiseSettings | None = None, **overrides: object
+    ) -> Audio:
+        """The whole reply at 24 kHz. Keyword overrides (e.g. seed=3) change single knobs."""
+        text = self._check_text(text)
+        chosen = self._settings(settings, overrides)
+        latent = self.voice_latent(voice, "autoregressive")
+        rng = PrivateRNG(chosen.seed, self.device)
+        if chosen.path == "classic":
+            diffusion = self.voice_latent(voice, "diffusion")
+            with self._guard(rng):
+                wav = classic_synthesize(self.models, text, latent, diffusion, chosen)
+        else:
+            with self._guard(rng):
+                generation = FastGeneration(self.models, text, latent, chosen)
+                generation.run_until(chosen.max_mel_tokens + 1)
+                wav = generation.decode() if generation.latents else torch.zeros(0)
+        return Audio(wav.numpy().astype(np.float32), OUTPUT_SAMPLE_RATE)
+
+    def stream(
+        self, text: str, voice: str | None = None, *, settings: TortoiseSettings | None = None, **overrides: object
+    ) -> Iterator[Audio]:
+        """Chunks of the reply as they are generated (fast path); the classic path yields one chunk.
+
+        With the same settings and seed, the chunks join to the same samples `synthesize` returns.
+        """
+        text = self._check_text(text)
+        chosen = self._settings(settings, overrides)
+        if chosen.path == "classic":
+            yield self.synthesize(text, voice, settings=chosen)
+            return
+        latent = self.voice_latent(voice, "autoregressive")
+        lookahead = self._lookahead_samples()
+        rng = PrivateRNG(chosen.seed, self.device)
+        with self._guard(rng):
+            generation = FastGeneration(self.models, text, latent, chosen)
+        for chunk in stream_chunks(generation, chosen, lookahead, lambda: self._guard(rng)):
+            yield Audio(chunk.numpy().astype(np.float32), OUTPUT_SAMPLE_RATE)

@@ -1,0 +1,76 @@
+"""`assistant models fetch tortoise`: the one place Tortoise weights are downloaded.
+
+Nothing downloads weights behind the user's back (tortoise-tts's own loaders call the hub on
+first use); this explicit step fetches the five published files from the Hugging Face repository
+tortoise-tts 3.0.0 uses, with a progress bar per file, into `paths.models_dir()/tortoise`.
+Each file lands under a temporary name and is renamed into place when complete, so an
+interrupted download never leaves a truncated weights file that looks finished. Offline it
+fails with a message saying where to put the files by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from assistant.tts.tortoise.config import WEIGHT_FILES
+from assistant.tts.tortoise.loader import TortoiseUnavailable, default_models_dir
+
+log = logging.getLogger(__name__)
+
+HUB_REPO = "Manmay/tortoise-tts"
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+class TortoiseFetchError(TortoiseUnavailable):
+    """The weights could not be downloaded (no network, no hub, disk full)."""
+
+
+def _check_reachable(endpoint: str, target: Path) -> None:
+    """Fail in seconds, not after huggingface_hub's minute of retries, when the hub cannot be reached."""
+    manual = f"copy {', '.join(WEIGHT_FILES.values())} into {target} by hand"
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise TortoiseFetchError(f"HF_HUB_OFFLINE is set, so nothing can be downloaded: {manual}")
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=10).close()
+    except OSError as exc:
+        raise TortoiseFetchError(f"the model hub {endpoint} is not reachable ({exc}); {manual}") from exc
+
+
+def fetch_tortoise(force: bool = False, *, target: Path | None = None, endpoint: str | None = None) -> Path:
+    """Download any missing weight file (all of them with force=True); returns the models directory."""
+    from huggingface_hub import hf_hub_download
+
+    target = Path(target) if target else default_models_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = [name for name in WEIGHT_FILES.values() if force or not (target / name).is_file()]
+    if not wanted:
+        print(f"Tortoise weights already present in {target}")
+        return target
+    _check_reachable(endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT, target)
+    staging = target / ".download"
+    staging.mkdir(exist_ok=True)
+    try:
+        for index, name in enumerate(wanted, start=1):
+            print(f"[{index}/{len(wanted)}] {name} from {HUB_REPO}", flush=True)
+            try:
+                downloaded = hf_hub_download(
+                    repo_id=HUB_REPO, filename=name, local_dir=staging, endpoint=endpoint, etag_timeout=15
+                )
+            except Exception as exc:  # offline mode, DNS, refused connection, HTTP errors all end here
+                raise TortoiseFetchError(
+                    f"cannot download {name} from the model hub ({type(exc).__name__}: {str(exc)[:200]}). "
+                    f"Without network access, copy {', '.join(WEIGHT_FILES.values())} into {target} by hand."
+                ) from exc
+            os.replace(downloaded, target / name)
+            log.info("stored %s (%d bytes)", target / name, (target / name).stat().st_size)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"Tortoise weights stored in {target}; they are checked (strictly) when first loaded")
+    return target
