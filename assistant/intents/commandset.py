@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from hassil.expression import Sentence
-from hassil.intents import RangeSlotList, SlotList
+from hassil.intents import Intents, RangeSlotList, SlotList
 from hassil.recognize import RecognizeResult, recognize_best
 
 from assistant.intents.loader import ExtraList, LoadedCommands, load
 from assistant.intents.model import IntentMatch, IntentSpec
 from assistant.intents.nearmiss import best_near_miss
-from assistant.intents.normalize import candidates
+from assistant.intents.normalize import candidates, percent_as_word, strip_fillers
 from assistant.intents.ranges import range_slots, range_value, tidy_number
 from assistant.intents.wordgraph import WordGraph, build_word_graph, slot_words, tokenize
 
@@ -101,6 +101,15 @@ class CommandSet:
                     replies.append(text)
         return replies
 
+    @property
+    def hassil_intents(self) -> Intents:
+        """The hassil grammar (for samplers and benchmarks; do not modify)."""
+        return self._hassil
+
+    @property
+    def extra_slot_lists(self) -> dict[str, SlotList]:
+        return dict(self._extra_lists or {})
+
     # -- stages --------------------------------------------------------------------------------
 
     def match_exact(self, text: str, context: Mapping[str, Any] | None = None) -> IntentMatch | None:
@@ -113,8 +122,9 @@ class CommandSet:
 
     def match_near(self, text: str, context: Mapping[str, Any] | None = None) -> IntentMatch | None:
         """Stage 3: one dropped, extra or misheard word, accepted only when one intent clearly wins."""
-        variants = candidates(text, self._vocabulary_set, self.language)
-        words = tokenize(variants[-1])
+        # Digits stay digits here: number slots read them, and spelling "119" as three words
+        # would give the aligner room to trade one of them for a grammar word.
+        words = tokenize(percent_as_word(strip_fillers(text, self._vocabulary_set)))
         if len(words) < 2:
             return None
         near = best_near_miss(words, self._candidate_graphs(words))

@@ -26,6 +26,10 @@ INF = float("inf")
 MAX_COST = 1.0
 MARGIN = 1.0
 MIN_MATCHED = 2
+# A wildcard word costs a hair, so on a tie the alignment that matches grammar words wins
+# ("pasta sauce | to my shopping list", not "pasta sauce my | to shopping list").
+WILDCARD_WORD = 0.01
+_LIMIT = MAX_COST + 0.2  # pruning bound: MAX_COST plus room for wildcard hairs
 
 # Words whose absence or presence rarely changes what is meant.
 LIGHT_WORDS = frozenset({"the", "a", "an", "my", "your", "me", "is", "are", "to", "of", "please", "in", "at", "for"})
@@ -99,7 +103,8 @@ def substitution_cost(spoken: str, grammar: str) -> float:
         return 0.5  # "light"/"lights", "timer"/"timers", spelling slips
     if min(len(spoken), len(grammar)) == 3 and _edit_distance(spoken, grammar) == 1:
         return 0.75  # "and"/"add": a misheard short word beats dropping it and inserting another
-    return 1.0
+    # Unrelated words are not "misheard": only a drop plus an extra word explains them.
+    return INF
 
 
 def deletion_cost(grammar: str) -> float:
@@ -137,7 +142,7 @@ def align(graph: WordGraph, words: list[str]) -> Alignment | None:
                 if cost < row[j]:
                     row[j] = cost
                     bp[j] = (node, j - 1, "ins", "")
-        if min(row) > MAX_COST:
+        if min(row) > _LIMIT:
             continue
         for edge in graph.edges[node]:
             dst = edge.dst
@@ -157,7 +162,7 @@ def align(graph: WordGraph, words: list[str]) -> Alignment | None:
                 skip = deletion_cost(key)
                 for j in range(n + 1):
                     base = row[j]
-                    if base > MAX_COST:
+                    if base > _LIMIT:
                         continue
                     if base + skip < drow[j]:
                         drow[j] = base + skip
@@ -170,39 +175,44 @@ def align(graph: WordGraph, words: list[str]) -> Alignment | None:
             elif kind == WILD:
                 best, best_j = INF, -1
                 for j in range(n):
-                    if row[j] < best:
-                        best, best_j = row[j], j
-                    if best < drow[j + 1]:
-                        drow[j + 1] = best
-                        dbp[j + 1] = (node, best_j, "slot", " ".join(words[best_j : j + 1]))
+                    if row[j] - j * WILDCARD_WORD < best:
+                        best, best_j = row[j] - j * WILDCARD_WORD, j
+                    cost = best + (j + 1) * WILDCARD_WORD
+                    if cost < drow[j + 1]:
+                        drow[j + 1] = cost
+                        dbp[j + 1] = (node, best_j, "wild", " ".join(words[best_j : j + 1]))
             else:  # VALUES or NUMBER: exact spans only
                 assert kind in (VALUES, NUMBER) and edge.slot is not None
                 for j in range(n):
-                    if row[j] > MAX_COST:
+                    if row[j] > _LIMIT:
                         continue
                     for end in edge.slot.spans(words, j):
                         if row[j] < drow[end]:
                             drow[end] = row[j]
                             dbp[end] = (node, j, "slot", " ".join(words[j:end]))
     final = rows.get(graph.end)
-    if final is None or final[n] > MAX_COST:
+    if final is None or final[n] > _LIMIT:
         return None
-    return _trace(back, graph.end, n, final[n])
+    alignment = _trace(back, graph.end, n, final[n])
+    return alignment if alignment.cost <= MAX_COST else None
 
 
 def _trace(back: dict[int, list[tuple | None]], node: int, j: int, cost: float) -> Alignment:
     out: list[str] = []
     matched = 0
+    wildcard_words = 0
     step = back[node][j]
     while step is not None:
         prev, prev_j, op, text = step
-        if op in ("match", "sub", "del", "slot") and text:
+        if op in ("match", "sub", "del", "slot", "wild") and text:
             out.append(text)
         if op in ("match", "slot"):
             matched += 1
+        if op == "wild":
+            wildcard_words += j - prev_j
         node, j = prev, prev_j
         step = back[node][j]
-    return Alignment(cost=cost, matched=matched, repaired=" ".join(reversed(out)))
+    return Alignment(cost=round(cost - wildcard_words * WILDCARD_WORD, 6), matched=matched, repaired=" ".join(reversed(out)))
 
 
 @dataclass(frozen=True)

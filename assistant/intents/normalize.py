@@ -4,7 +4,7 @@ Whisper writes sentence case, end punctuation, digits ("5"), "40%" and hesitatio
 ("Uh, turn on the lights."). hassil already ignores case and punctuation and reads digits for
 number ranges; this module removes fillers and offers the spellings hassil cannot bridge by
 itself ("%" against a grammar that says "percent", "5" against a grammar that spells "five").
-Each rewrite is only a candidate: the matcher tries the text as written first.
+Each rewrite is only a candidate, tried in order until hassil matches one.
 """
 
 from __future__ import annotations
@@ -65,12 +65,16 @@ def number_words(number: int | float, language: str) -> str | None:
 
 
 def candidates(text: str, vocabulary: frozenset[str], language: str) -> list[str]:
-    """Spellings to try in order, the text as written first; duplicates removed."""
+    """Spellings to try in order; duplicates removed.
+
+    Fillers go first, before even the text as written: they are never grammar words (those are
+    kept), and left in they would end up inside a wildcard slot ("add eggs um to my list").
+    """
     cleaned = strip_fillers(text, vocabulary)
     percent = percent_as_word(cleaned)
     spelled = digits_as_words(percent, language)
     result: list[str] = []
-    for variant in (text, cleaned, percent, spelled):
+    for variant in (cleaned, text, percent, spelled):
         if variant not in result:
             result.append(variant)
     return result

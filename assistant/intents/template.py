@@ -97,7 +97,7 @@ def _scan(text: str) -> list[Reference]:
                     f"expected '{_CLOSERS[opener]}'",
                     i,
                 )
-            if not text[start + 1 : i].strip():
+            if start + 1 == i:
                 raise TemplateSyntaxError(f"empty {_OPEN_NAMES[opener]} '{opener}{char}'", start)
         elif char in "|;":
             seen = stack[-1][2] if stack else top_separator

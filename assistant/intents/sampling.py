@@ -1,0 +1,117 @@
+"""Random example sentences from a grammar (seeded, so test sets are reproducible).
+
+hassil's sampler enumerates every expansion, which is millions for HA's English grammar; tests
+and benchmarks need a few varied sentences per template instead, so this walks a template once
+choosing one branch at random at every alternative, optional, permutation and list.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from hassil.expression import Alternative, Expression, ListReference, Permutation, RuleReference, Sentence, Sequence, TextChunk
+from hassil.intents import Intents, RangeSlotList, SlotList, TextSlotList, WildcardSlotList
+
+from assistant.intents.normalize import number_words
+
+WILDCARD_FILLERS = ("milk", "the blue book", "eggs", "call mom", "pasta sauce")
+
+
+_OPEN, _CLOSE = "\x01", "\x02"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A sampled sentence; `slot_words` are the indices of its words that came from a slot."""
+
+    intent: str
+    text: str
+    template: str
+    slot_words: frozenset[int] = frozenset()
+
+
+def _unmark(marked: str) -> tuple[str, frozenset[int]]:
+    words: list[str] = []
+    slot_indices: set[int] = set()
+    depth = 0
+    for token in marked.replace(_OPEN, f" {_OPEN} ").replace(_CLOSE, f" {_CLOSE} ").split():
+        if token == _OPEN:
+            depth += 1
+        elif token == _CLOSE:
+            depth -= 1
+        else:
+            if depth:
+                slot_indices.add(len(words))
+            words.append(token)
+    return " ".join(words), frozenset(slot_indices)
+
+
+def random_sentence(
+    sentence: Sentence,
+    slot_lists: Mapping[str, SlotList],
+    rules: Mapping[str, Sentence],
+    rng: random.Random,
+    language: str = "en",
+) -> str:
+    return _unmark(_walk(sentence.expression, slot_lists, rules, rng, language, 0))[0]
+
+
+def _walk(
+    expression: Expression,
+    slot_lists: Mapping[str, SlotList],
+    rules: Mapping[str, Sentence],
+    rng: random.Random,
+    language: str,
+    depth: int,
+) -> str:
+    if isinstance(expression, TextChunk):
+        return expression.original_text
+    if isinstance(expression, Alternative):
+        return _walk(rng.choice(expression.items), slot_lists, rules, rng, language, depth)
+    if isinstance(expression, Permutation):
+        items = list(expression.items)
+        rng.shuffle(items)
+        return "".join(_walk(item, slot_lists, rules, rng, language, depth) for item in items)
+    if isinstance(expression, Sequence):
+        return "".join(_walk(item, slot_lists, rules, rng, language, depth) for item in expression.items)
+    if isinstance(expression, RuleReference):
+        return _walk(rules[expression.rule_name].expression, slot_lists, rules, rng, language, depth + 1)
+    if isinstance(expression, ListReference):
+        slot_list = slot_lists.get(expression.list_name)
+        if slot_list is None and expression.is_inline_range:
+            start, stop, step = expression.get_inline_range()  # type: ignore[misc]
+            slot_list = RangeSlotList(name=expression.list_name, start=start, stop=stop, step=step)
+        if isinstance(slot_list, TextSlotList):
+            value = rng.choice(slot_list.values)
+            return _OPEN + _walk(value.text_in, slot_lists, rules, rng, language, depth + 1) + _CLOSE
+        if isinstance(slot_list, RangeSlotList):
+            number = rng.choice(list(slot_list.get_numbers()))
+            spelled = number_words(number, slot_list.words_language or language) if slot_list.words else None
+            if spelled and (not slot_list.digits or rng.random() < 0.5):
+                return _OPEN + spelled + _CLOSE
+            return _OPEN + str(number) + _CLOSE
+        if isinstance(slot_list, WildcardSlotList):
+            return _OPEN + rng.choice(WILDCARD_FILLERS) + _CLOSE
+        raise KeyError(f"no list {expression.list_name!r} to sample from")
+    raise ValueError(f"unexpected expression {expression!r}")
+
+
+def sample_intents(
+    intents: Intents,
+    extra_lists: Mapping[str, SlotList] | None = None,
+    per_template: int = 2,
+    seed: int = 0,
+) -> Iterator[Sample]:
+    """`per_template` random sentences for every template of every intent."""
+    rng = random.Random(seed)
+    base_lists = {**intents.slot_lists, **(extra_lists or {})}
+    for intent in intents.intents.values():
+        for block in intent.data:
+            lists = {**base_lists, **block.slot_lists}
+            rules = {**intents.expansion_rules, **block.expansion_rules}
+            for sentence in block.sentences:
+                for _ in range(per_template):
+                    text, slot_indices = _unmark(_walk(sentence.expression, lists, rules, rng, intents.language, 0))
+                    yield Sample(intent=intent.name, text=text, template=sentence.text or "", slot_words=slot_indices)
