@@ -1,0 +1,175 @@
+"""The end-of-speech state machine, one setting at a time: frames in as a string
+("#" speech, "." silence, "m" muted), events out. Frame = 30 ms."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.vad import Segmenter, SegmenterSettings, SpeechEnded, SpeechStarted
+
+# Settings in whole frames, so each pattern below reads exactly.
+F = 0.03
+
+
+def frames(n: int) -> float:
+    return n * F
+
+
+def base(**overrides) -> SegmenterSettings:
+    values = dict(
+        speech_seconds=frames(3), gap_seconds=0.0, silence_seconds=frames(4), blip_seconds=0.0,
+        max_seconds=frames(100), min_seconds=0.0, mute_tail_seconds=0.0,
+    )
+    values.update(overrides)
+    return SegmenterSettings(**values)
+
+
+def run(pattern: str, settings: SegmenterSettings, flush: bool = True) -> list:
+    seg = Segmenter(settings, frame_seconds=F)
+    events = []
+    for ch in pattern.replace(" ", ""):
+        events += seg.process(ch == "#", muted=ch == "m")
+    if flush:
+        events += seg.flush()
+    return events
+
+
+def ended(events: list) -> list[tuple[int, int, str]]:
+    return [(e.start_frame, e.end_frame, e.reason) for e in events if isinstance(e, SpeechEnded)]
+
+
+def test_defaults_match_the_home_assistant_like_values():
+    s = SegmenterSettings()
+    assert (s.aggressiveness, s.speech_seconds, s.silence_seconds, s.preroll_seconds, s.max_seconds, s.min_seconds) == (3, 0.3, 0.7, 0.5, 15.0, 1.0)
+    seg = Segmenter(s)
+    assert (seg.speech_frames, seg.silence_frames, seg.max_frames, seg.min_frames) == (10, 24, 500, 34)
+
+
+def test_speech_seconds_is_the_speech_needed_to_start():
+    s = base()
+    assert run("## ....", s) == []
+    events = run("... ### ....", s)
+    assert events[0] == SpeechStarted(start_frame=3, detected_frame=5)
+    assert ended(events) == [(3, 6, "silence")]
+    assert run("..#####....", base(speech_seconds=frames(6))) == []
+    assert ended(run("..######....", base(speech_seconds=frames(6)))) == [(2, 8, "silence")]
+
+
+def test_webrtcvad_warm_up_burst_does_not_start_a_command():
+    """webrtcvad calls the first 90-120 ms of noise speech: the default 0.3 s must ignore it."""
+    assert run("####" + "." * 60, SegmenterSettings()) == []
+
+
+def test_gap_seconds_tolerates_short_drops_while_starting():
+    # "stop" under mode 3: s, two dropped frames, "top"
+    assert run("#..## ....", base(speech_seconds=frames(3))) == []
+    events = run("#..## ....", base(speech_seconds=frames(3), gap_seconds=frames(2)))
+    assert events[0] == SpeechStarted(start_frame=0, detected_frame=4)
+    assert ended(events) == [(0, 5, "silence")]
+    # a longer gap restarts the count from the next speech frame
+    events = run("#...## ....", base(speech_seconds=frames(3), gap_seconds=frames(2)))
+    assert events == []
+    events = run("#...### ....", base(speech_seconds=frames(3), gap_seconds=frames(2)))
+    assert events[0] == SpeechStarted(start_frame=4, detected_frame=6)
+
+
+def test_silence_seconds_ends_the_command_exactly():
+    s = base(silence_seconds=frames(4))
+    assert ended(run("### ...", s, flush=False)) == []
+    events = run("### ....", s, flush=False)
+    assert ended(events) == [(0, 3, "silence")]
+    assert events[-1].closed_frame == 6
+
+
+def test_silence_seconds_down_to_a_quarter_second():
+    seg = Segmenter(base(silence_seconds=0.25), frame_seconds=F)
+    assert seg.silence_frames == 9  # 0.27 s: never less than asked
+    events = run("#####" + "." * 9, base(silence_seconds=0.25), flush=False)
+    assert ended(events) == [(0, 5, "silence")]
+    assert ended(run("#####" + "." * 8, base(silence_seconds=0.25), flush=False)) == []
+
+
+def test_a_pause_shorter_than_the_silence_does_not_cut_the_command():
+    s = base(silence_seconds=frames(4))
+    assert ended(run("##### ... ##### ....", s)) == [(0, 13, "silence")]
+    assert ended(run("##### .... ##### ....", s)) == [(0, 5, "silence"), (9, 14, "silence")]
+
+
+def test_blip_seconds_keeps_clicks_from_holding_a_command_open():
+    # one-frame speech blips every 3 frames: without blip tolerance the command never ends
+    noisy_tail = "..#" * 10 + "...."
+    assert ended(run("#####" + noisy_tail, base(silence_seconds=frames(4)), flush=False)) == [(0, 35, "silence")]
+    events = run("#####" + noisy_tail, base(silence_seconds=frames(4), blip_seconds=frames(1)), flush=False)
+    assert ended(events) == [(0, 5, "silence")]
+    assert events[-1].closed_frame == 8
+    # speech longer than a blip is speech: it resets the silence countdown
+    events = run("##### ..## ....", base(silence_seconds=frames(4), blip_seconds=frames(1)))
+    assert ended(events) == [(0, 9, "silence")]
+
+
+def test_max_seconds_cuts_a_command_that_never_stops():
+    s = base(max_seconds=frames(10))
+    events = run("#" * 25, s)
+    assert ended(events) == [(0, 10, "max_length"), (10, 20, "max_length"), (20, 25, "end_of_input")]
+
+
+def test_min_seconds_keeps_a_command_open_after_an_early_hesitation():
+    s = base(silence_seconds=frames(4), min_seconds=frames(12))
+    # "turn on ... the lights": the pause after the first word is longer than the silence
+    assert ended(run("#### ..... #### ....", s)) == [(0, 13, "silence")]
+    assert ended(run("#### ..... #### ....", base(silence_seconds=frames(4)))) == [(0, 4, "silence"), (9, 13, "silence")]
+
+
+def test_min_seconds_never_drops_a_one_word_command():
+    events = run("#### " + "." * 20, base(min_seconds=frames(12), silence_seconds=frames(4)), flush=False)
+    assert ended(events) == [(0, 4, "silence")]
+    assert events[-1].closed_frame == 11  # held until min_seconds from the start
+
+
+def test_mute_ignores_speech_while_the_assistant_talks():
+    s = base()
+    assert run("mmmmmmmmmm ....", s) == []
+    # muted frames in the middle of speech end the command by silence
+    assert ended(run("##### mmmm ....", s)) == [(0, 5, "silence")]
+
+
+def test_mute_tail_seconds_ignores_the_echo_after_speaking():
+    s = base(mute_tail_seconds=frames(3))
+    assert run("mmm ### ....", s) == []  # the echo right after the reply
+    assert ended(run("mmm ...### ....", s)) == [(6, 9, "silence")]
+    assert ended(run("mmm ### ....", base(mute_tail_seconds=0.0))) == [(3, 6, "silence")]
+
+
+def test_flush_ends_a_command_in_progress_at_its_last_speech():
+    events = run("...####..", base(silence_seconds=frames(5)))
+    assert ended(events) == [(3, 7, "end_of_input")]
+    assert run("..##", base()) == []  # not enough speech to start: nothing
+
+
+def test_a_new_command_after_the_last_one_ended():
+    s = base()
+    events = run("### .... ### ....", s)
+    assert ended(events) == [(0, 3, "silence"), (7, 10, "silence")]
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded, SpeechStarted, SpeechEnded]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"aggressiveness": 4},
+        {"aggressiveness": -1},
+        {"speech_seconds": 0},
+        {"silence_seconds": -0.1},
+        {"max_seconds": 0},
+        {"preroll_seconds": -1},
+        {"postroll_seconds": -1},
+        {"min_seconds": -1},
+        {"mute_tail_seconds": -0.5},
+        {"gap_seconds": -0.1},
+        {"blip_seconds": -0.1},
+        {"speech_seconds": 2.0, "max_seconds": 1.0},
+    ],
+)
+def test_invalid_settings_are_rejected(overrides):
+    with pytest.raises(ValueError):
+        SegmenterSettings(**overrides)
