@@ -214,7 +214,8 @@ class _Loader:
         seen_names: dict[str, str] = {}
         for name, intent in intents_node.items():
             if not isinstance(name, str) or not name.strip():
-                raise self.error(intents_node.pos_of(name), f"intent name must be a non-empty string, got {_type_name(name)}")
+                hint = " (YAML reads unquoted on/off/yes/no as booleans: quote it)" if isinstance(name, bool) else ""
+                raise self.error(intents_node.pos_of(name), f"intent name must be a non-empty string, got {_type_name(name)}{hint}")
             folded = name.casefold()
             if folded in seen_names:
                 first = intents_node.pos_of(seen_names[folded])[0]
