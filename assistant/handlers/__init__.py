@@ -6,6 +6,7 @@ intent's reply template with the slots and the handler's fields.
 """
 
 from assistant.handlers.builtins import BuiltinHandler
+from assistant.handlers.dispatcher import Dispatcher, HandlerOutcome
 from assistant.handlers.http import HttpHandler
 from assistant.handlers.parse import parse_handler
 from assistant.handlers.python import PythonHandler
@@ -14,6 +15,8 @@ from assistant.handlers.spec import HandlerFailure, HandlerSpec, RunContext
 
 __all__ = [
     "BuiltinHandler",
+    "Dispatcher",
+    "HandlerOutcome",
     "HandlerFailure",
     "HandlerSpec",
     "HttpHandler",
