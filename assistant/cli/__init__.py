@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from assistant import __version__, logs
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "assistant.cli.chat",
     "assistant.cli.intents",
     "assistant.cli.models",
 )
