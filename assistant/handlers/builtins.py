@@ -3,7 +3,7 @@
     time          fields {time} {hour} {minute}       "It's 3:05 PM."
     date          fields {date} {weekday}             "Today is Tuesday, November 24."
     timer_set     slots hours/minutes/seconds; field {duration}; option `announce:` is said when
-                  it fires (default "Your {duration} timer is done.")
+                  it fires (default "Your timer for {duration} is done.")
     timer_cancel  field {count} (timers cancelled)
     timer_left    field {remaining} ("4 minutes and 30 seconds"; several timers: each, soonest first)
     stop          calls the assistant's cancel() (stops speech) and stops handlers in progress
@@ -39,7 +39,7 @@ from assistant.handlers.templates import Template, format_value, parse_template
 from assistant.handlers.timers import TimerService
 
 MAX_TIMER_S = 24 * 3600
-DEFAULT_ANNOUNCE = "Your {duration} timer is done."
+DEFAULT_ANNOUNCE = "Your timer for {duration} is done."
 
 
 class BuiltinServices(Protocol):
