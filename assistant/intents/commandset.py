@@ -13,6 +13,8 @@ Everything that can be computed ahead (word graphs, vocabulary, range slot table
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,12 @@ from hassil.recognize import RecognizeResult, recognize_best
 
 from assistant.intents.loader import ExtraList, LoadedCommands, load
 from assistant.intents.model import IntentMatch, IntentSpec
-from assistant.intents.nearmiss import best_near_miss
+from assistant.intents.nearmiss import LIGHT_WORDS, MIN_MATCHED, best_near_miss
 from assistant.intents.normalize import candidates, percent_as_word, strip_fillers
 from assistant.intents.ranges import range_slots, range_value, tidy_number
 from assistant.intents.wordgraph import WordGraph, build_word_graph, slot_words, tokenize
+
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 
 def load_commands(path: str | Path, *, extra_lists: Mapping[str, ExtraList] | None = None) -> CommandSet:
@@ -51,6 +55,7 @@ class CommandSet:
         self._range_slots: dict[int, dict[str, list[RangeSlotList]]] = {}
         self._graphs: list[tuple[str, WordGraph]] = []
         self._graph_index: dict[str, list[int]] = {}
+        self._number_graphs: list[int] = []
         words: set[str] = set()
         matchers: dict[Any, Any] = {}
         all_lists: dict[str, SlotList] = {**self._hassil.slot_lists, **(loaded.extra_lists or {})}
@@ -63,8 +68,10 @@ class CommandSet:
                     if table:
                         self._range_slots[id(sentence)] = table
                     graph = build_word_graph(sentence, slot_lists, rules, self.language, matchers)
-                    for word in graph.words:
+                    for word in (graph.words | graph.slot_words | graph.number_words) - LIGHT_WORDS:
                         self._graph_index.setdefault(word, []).append(len(self._graphs))
+                    if graph.has_number:
+                        self._number_graphs.append(len(self._graphs))
                     self._graphs.append((intent.name, graph))
                     words |= graph.words
                 if block.slot_lists:
@@ -144,13 +151,17 @@ class CommandSet:
     # -- helpers -------------------------------------------------------------------------------
 
     def _candidate_graphs(self, words: list[str]) -> list[tuple[str, WordGraph]]:
-        """Templates sharing at least one word with the input (others cost too much anyway),
-        plus templates made only of slots."""
-        indices: set[int] = set()
+        """Templates that know at least two of the spoken words (grammar words, list values or
+        numbers; light words like "the" not counted). An alignment is only accepted with two
+        such exact matches, so the others need not be aligned at all."""
+        hits: Counter[int] = Counter()
         for word in words:
-            indices.update(self._graph_index.get(word, ()))
-        indices.update(i for i, (_, graph) in enumerate(self._graphs) if not graph.words)
-        return [self._graphs[i] for i in sorted(indices)]
+            if word in LIGHT_WORDS:
+                continue
+            hits.update(set(self._graph_index.get(word, ())))
+            if _NUMBER.fullmatch(word):
+                hits.update(self._number_graphs)
+        return [self._graphs[i] for i in sorted(i for i, count in hits.items() if count >= MIN_MATCHED)]
 
     def _recognize(self, text: str, context: Mapping[str, Any] | None) -> RecognizeResult | None:
         return recognize_best(

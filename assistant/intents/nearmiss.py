@@ -7,8 +7,9 @@ appear exactly (a slot is never invented or guessed), grammar words may be missi
 surrounded by one extra word. The result is accepted only when
 
 - the best alignment costs at most one edit,
-- it matched at least two grammar words exactly (a one-word command is never guessed), and
-- no other intent comes close (a runner-up within one edit means "unsure": no match).
+- it matched at least two grammar words or slots exactly, not counting light words like "the"
+  (a one-word command is never guessed), and
+- no other intent comes close (a runner-up less than half an edit behind means "unsure").
 
 A wrong action is worse than no action, so every doubt ends in no match. The accepted alignment
 is turned back into a sentence of the grammar ("repaired"), which hassil then matches exactly,
@@ -24,7 +25,7 @@ from assistant.intents.wordgraph import EPS, NUMBER, VALUES, WILD, WORD, WordGra
 
 INF = float("inf")
 MAX_COST = 1.0
-MARGIN = 1.0
+MARGIN = 0.5
 MIN_MATCHED = 2
 # A wildcard word costs a hair, so on a tie the alignment that matches grammar words wins
 # ("pasta sauce | to my shopping list", not "pasta sauce my | to shopping list").
@@ -111,10 +112,13 @@ def deletion_cost(grammar: str) -> float:
     return 0.5 if grammar in LIGHT_WORDS else 1.0
 
 
-def insertion_cost(spoken: str) -> float:
+def insertion_cost(spoken: str, slot_words: frozenset[str] = frozenset()) -> float:
     if spoken in NEGATIONS:
         return INF
-    return 0.5 if spoken in LIGHT_WORDS else 1.0
+    if spoken in LIGHT_WORDS:
+        return 0.5
+    # A list value out of place ("living room kitchen light on") means another command, not noise.
+    return INF if spoken in slot_words else 1.0
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,9 @@ def align(graph: WordGraph, words: list[str]) -> Alignment | None:
         if row is None:
             continue
         bp = back[node]
-        for j in range(1, n + 1):  # an extra spoken word before the next grammar word
+        for j in range(1, n + 1 if node not in graph.no_insert else 1):  # an extra spoken word here
             if row[j - 1] < INF:
-                cost = row[j - 1] + insertion_cost(words[j - 1])
+                cost = row[j - 1] + insertion_cost(words[j - 1], graph.slot_words)
                 if cost < row[j]:
                     row[j] = cost
                     bp[j] = (node, j - 1, "ins", "")
@@ -177,6 +181,8 @@ def align(graph: WordGraph, words: list[str]) -> Alignment | None:
                 for j in range(n):
                     if row[j] - j * WILDCARD_WORD < best:
                         best, best_j = row[j] - j * WILDCARD_WORD, j
+                    if words[j] in LIGHT_WORDS:
+                        continue  # "eggs in | the shopping list": a wildcard does not end on "in"
                     cost = best + (j + 1) * WILDCARD_WORD
                     if cost < drow[j + 1]:
                         drow[j + 1] = cost
@@ -206,13 +212,14 @@ def _trace(back: dict[int, list[tuple | None]], node: int, j: int, cost: float) 
         prev, prev_j, op, text = step
         if op in ("match", "sub", "del", "slot", "wild") and text:
             out.append(text)
-        if op in ("match", "slot"):
+        if op == "slot" or (op == "match" and text.casefold() not in LIGHT_WORDS):
             matched += 1
         if op == "wild":
             wildcard_words += j - prev_j
         node, j = prev, prev_j
         step = back[node][j]
-    return Alignment(cost=round(cost - wildcard_words * WILDCARD_WORD, 6), matched=matched, repaired=" ".join(reversed(out)))
+    repaired = " ".join(reversed(out)).replace(" %", "%")  # "{level}%" in a template is glued
+    return Alignment(cost=round(cost - wildcard_words * WILDCARD_WORD, 6), matched=matched, repaired=repaired)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ or other slots: a wrong action) or `none` (no match). Kinds:
 - `dropped`: one grammar word left out (every position in turn);
 - `dropped slot word`: one word of a slot value left out (a different value, or none: reported
   apart because no matcher can know "pasta sauce" was meant when it hears "sauce");
-- `homophone`: one word swapped for a homophone ("for" -> "four"), where the sentence has one.
+- `homophone`: one grammar word swapped for a homophone ("for" -> "four"), where there is one;
+- `homophone in slot`: the same inside a slot value ("the blew book", "one hundred to").
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from assistant.intents.nearmiss import HOMOPHONES
 from assistant.intents.normalize import word_core
 from assistant.intents.sampling import sample_intents
 
-KINDS = ("fillers", "dropped", "homophone", "dropped slot word")
+KINDS = ("fillers", "dropped", "homophone", "dropped slot word", "homophone in slot")
 
 
 @dataclass
@@ -50,10 +51,14 @@ def perturbations(text: str, rng: random.Random, slot_words: frozenset[int] = fr
             kind = "dropped slot word" if index in slot_words else "dropped"
             result[kind].append(whisper(words[:index] + words[index + 1 :]))
     swappable = [i for i, w in enumerate(words) if word_core(w) in HOMOPHONES]
-    if swappable:
-        index = rng.choice(swappable)
-        swap = sorted(HOMOPHONES[word_core(words[index])])[0]
-        result["homophone"].append(whisper(words[:index] + [swap] + words[index + 1 :]))
+    for kind, indices in (
+        ("homophone", [i for i in swappable if i not in slot_words]),
+        ("homophone in slot", [i for i in swappable if i in slot_words]),
+    ):
+        if indices:
+            index = rng.choice(indices)
+            swap = sorted(HOMOPHONES[word_core(words[index])])[0]
+            result[kind].append(whisper(words[:index] + [swap] + words[index + 1 :]))
     return result
 
 

@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from hassil.expression import Alternative, Expression, ListReference, Permutation, RuleReference, Sentence, Sequence, TextChunk
-from hassil.intents import Intents, RangeSlotList, SlotList, TextSlotList, WildcardSlotList
+from hassil.intents import IntentData, Intents, RangeSlotList, SlotList, TextSlotList, WildcardSlotList
+from hassil.util import check_excluded_context, check_required_context
 
 from assistant.intents.normalize import number_words
 
@@ -33,18 +34,32 @@ class Sample:
 
 
 def _unmark(marked: str) -> tuple[str, frozenset[int]]:
-    words: list[str] = []
-    slot_indices: set[int] = set()
+    """Drop the slot markers (keeping glued text glued) and note which words were slot words."""
+    chars: list[str] = []
+    in_slot: list[bool] = []
     depth = 0
-    for token in marked.replace(_OPEN, f" {_OPEN} ").replace(_CLOSE, f" {_CLOSE} ").split():
-        if token == _OPEN:
+    for char in marked:
+        if char == _OPEN:
             depth += 1
-        elif token == _CLOSE:
+        elif char == _CLOSE:
             depth -= 1
         else:
-            if depth:
-                slot_indices.add(len(words))
-            words.append(token)
+            chars.append(char)
+            in_slot.append(depth > 0)
+    words: list[str] = []
+    slot_indices: set[int] = set()
+    current: list[str] = []
+    current_slot = False
+    for char, slot in zip(chars + [" "], in_slot + [False]):
+        if char.isspace():
+            if current:
+                if current_slot:
+                    slot_indices.add(len(words))
+                words.append("".join(current))
+                current, current_slot = [], False
+        else:
+            current.append(char)
+            current_slot = current_slot or slot
     return " ".join(words), frozenset(slot_indices)
 
 
@@ -98,6 +113,24 @@ def _walk(
     raise ValueError(f"unexpected expression {expression!r}")
 
 
+def _fitting_values(lists: dict[str, SlotList], block: IntentData) -> dict[str, SlotList]:
+    """Only list values whose context the block accepts (as hassil filters them when matching)."""
+    if not block.requires_context and not block.excludes_context:
+        return lists
+    result = dict(lists)
+    for name, slot_list in lists.items():
+        if isinstance(slot_list, TextSlotList) and any(value.context for value in slot_list.values):
+            values = [
+                value
+                for value in slot_list.values
+                if check_required_context(block.requires_context, value.context, allow_missing_keys=True)
+                and check_excluded_context(block.excludes_context, value.context)
+            ]
+            if values:
+                result[name] = TextSlotList(name=name, values=values)
+    return result
+
+
 def sample_intents(
     intents: Intents,
     extra_lists: Mapping[str, SlotList] | None = None,
@@ -109,7 +142,7 @@ def sample_intents(
     base_lists = {**intents.slot_lists, **(extra_lists or {})}
     for intent in intents.intents.values():
         for block in intent.data:
-            lists = {**base_lists, **block.slot_lists}
+            lists = _fitting_values({**base_lists, **block.slot_lists}, block)
             rules = {**intents.expansion_rules, **block.expansion_rules}
             for sentence in block.sentences:
                 for _ in range(per_template):

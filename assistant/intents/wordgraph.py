@@ -86,7 +86,11 @@ class WordGraph:
     end: int
     edges: list[list[Edge]]
     order: list[int]
-    words: frozenset[str]
+    words: frozenset[str]  # literal grammar words
+    slot_words: frozenset[str]  # words of list values this template can take
+    number_words: frozenset[str]  # words of spoken numbers its number slots take
+    has_number: bool  # takes digits
+    no_insert: frozenset[int]  # nodes right after a number: "one hundred to minutes" must not become 100
 
 
 class _Builder:
@@ -254,7 +258,27 @@ class _Builder:
                     edges[src_slot].append(Edge(dst=state(dst, ""), kind=payload.kind, slot=payload))
         order = _topological(edges)
         words = frozenset(edge.key for out in edges for edge in out if edge.kind == WORD)
-        return WordGraph(start=start, end=end, edges=edges, order=order, words=words)
+        value_words = frozenset(
+            word
+            for out in edges
+            for edge in out
+            if edge.kind == VALUES and edge.slot is not None
+            for phrase in edge.slot.phrases
+            for word in phrase
+        )
+        number_edges = [edge for out in edges for edge in out if edge.kind == NUMBER and edge.slot is not None]
+        spoken_numbers = frozenset(word for edge in number_edges for phrase in edge.slot.phrases for word in phrase)
+        return WordGraph(
+            start=start,
+            end=end,
+            edges=edges,
+            order=order,
+            words=words,
+            slot_words=value_words,
+            number_words=spoken_numbers,
+            has_number=any(edge.slot.number_range is not None for edge in number_edges),
+            no_insert=frozenset(edge.dst for edge in number_edges),
+        )
 
 
 def _topological(edges: list[list[Edge]]) -> list[int]:
