@@ -201,3 +201,23 @@ def test_stop_kills_a_running_program(tmp_path: Path) -> None:
 def test_programs_inherit_the_environment(tmp_path: Path) -> None:
     d = dispatcher_for(tmp_path, 'Env:\n  sentences: ["env"]\n  handler: {run: ["printenv", "ASSISTANT_HOME"]}')
     assert d.handle(IntentMatch("Env", {}, "env")).reply == os.environ["ASSISTANT_HOME"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "out"),
+    [
+        (["kitchen", "on"], 0, "kitchen lights on"),
+        (["living room", "40"], 0, "living room lights at 40 percent"),
+        (["kitchen", "status"], 0, "kitchen lights off"),
+        (["x;y", "on"], 2, ""),
+        (["kitchen", "$(reboot)"], 2, ""),
+        (["kitchen", "1000"], 2, ""),
+    ],
+)
+def test_example_lightctl_checks_its_arguments(tmp_path: Path, args: list[str], code: int, out: str) -> None:
+    import subprocess
+
+    lightctl = Path(__file__).resolve().parent.parent / "examples" / "lightctl"
+    env = {**os.environ, "LIGHTCTL_STATE": str(tmp_path / "lights.state")}
+    result = subprocess.run([str(lightctl), *args], capture_output=True, text=True, env=env, timeout=10)
+    assert (result.returncode, result.stdout.strip()) == (code, out)
