@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import textwrap
 import threading
 import time
@@ -215,8 +216,6 @@ def test_programs_inherit_the_environment(tmp_path: Path) -> None:
     ],
 )
 def test_example_lightctl_checks_its_arguments(tmp_path: Path, args: list[str], code: int, out: str) -> None:
-    import subprocess
-
     lightctl = Path(__file__).resolve().parent.parent / "examples" / "lightctl"
     env = {**os.environ, "LIGHTCTL_STATE": str(tmp_path / "lights.state")}
     result = subprocess.run([str(lightctl), *args], capture_output=True, text=True, env=env, timeout=10)
