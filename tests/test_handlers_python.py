@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -141,3 +142,30 @@ def test_shipped_shopping_list_example(tmp_path: Path) -> None:
         assert (tmp_path / "home" / "data" / "shopping.json").read_text().strip() == "[]"
     finally:
         d.close()
+
+
+def test_stop_releases_a_waiting_python_handler(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text("import time\n\ndef wait():\n    time.sleep(3)\n    return 'late'\n")
+    (tmp_path / "commands.yaml").write_text(
+        textwrap.dedent(
+            """
+            intents:
+              Wait:
+                sentences: ["wait"]
+                handler: {python: "slow:wait", timeout: 30}
+              Stop:
+                sentences: ["stop"]
+                handler: {builtin: stop}
+            """
+        )
+    )
+    d = Dispatcher(load_commands(tmp_path / "commands.yaml"), timer_thread=False)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(d.handle(IntentMatch("Wait", {}, "wait"))))
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.1)
+    assert d.handle(IntentMatch("Stop", {}, "stop")).ok
+    worker.join(2)
+    assert time.monotonic() - started < 2
+    assert results and not results[0].ok and "stopped" in results[0].error and results[0].reply is None
