@@ -104,6 +104,9 @@ def _describe(inputs: list[dict]) -> str:
 
 
 _CLOSED = object()
+_START_GRACE_SECONDS = 3.0
+"""Extra time a fresh stream gets for its first block (70 ms usually; ~2 s for the first
+stream a PulseAudio daemon serves after it started)."""
 
 
 class MicrophoneSource:
@@ -113,7 +116,8 @@ class MicrophoneSource:
     again on every reopen, because indexes move when devices come and go.
     samplerate: what to open the device at; None tries 16 kHz (no resampling) and falls back
     to the device's default rate, resampled here with a continuous soxr stream.
-    stall_seconds: no audio for this long while the stream claims to run = the device is gone.
+    stall_seconds: no audio for this long while the stream claims to run = the device is gone
+    (a fresh stream gets 3 s more for its first block).
     backoff_seconds / max_backoff_seconds: first and longest wait between reopen attempts.
     max_queue_seconds: audio buffered while the consumer lags before the oldest is dropped.
     """
@@ -149,6 +153,8 @@ class MicrophoneSource:
         self._generation = 0
         self._finished = False
         self._last_data = time.monotonic()
+        self._lost_at = time.monotonic()
+        self._stream_data = False  # whether the current stream delivered anything yet
         self._channels = 1
         self._resampler = StreamResampler(SAMPLE_RATE, SAMPLE_RATE)
         self._open()  # the first open raises: a wrong device name is the user's to fix now
@@ -183,6 +189,7 @@ class MicrophoneSource:
         stream.start()
         with self._lock:
             self._stream = stream
+            self._stream_data = False
             self._last_data = time.monotonic()
         self._channels = channels
         self.samplerate = rate
@@ -195,13 +202,15 @@ class MicrophoneSource:
             if generation != self._generation:
                 return
             self._last_data = time.monotonic()
+            self._stream_data = True
+            item = (generation, bytes(indata))
             try:
-                self._queue.put_nowait(bytes(indata))
+                self._queue.put_nowait(item)
             except queue.Full:
                 self.dropped_blocks += 1
                 try:
                     self._queue.get_nowait()
-                    self._queue.put_nowait(bytes(indata))
+                    self._queue.put_nowait(item)
                 except (queue.Empty, queue.Full):
                     pass
 
@@ -212,7 +221,7 @@ class MicrophoneSource:
             if generation == self._generation:
                 self._finished = True
                 try:
-                    self._queue.put_nowait(None)  # wake the consumer so it notices at once
+                    self._queue.put_nowait((generation, None))  # wake the consumer so it notices at once
                 except queue.Full:
                     pass  # a full queue wakes the consumer anyway
 
@@ -231,36 +240,24 @@ class MicrophoneSource:
 
     def _lost(self, why: str) -> None:
         self.last_error = why
-        log.warning("microphone %s lost (%s); reopening", self.device_name or self.device, why)
+        if self.state == "open":
+            log.warning("microphone %s lost (%s); reopening", self.device_name or self.device, why)
+            self._lost_at = time.monotonic()
+        else:
+            log.debug("microphone: the reopened stream failed too (%s)", why)
         self._close_stream()
         self.state = "reopening"
 
-    def _reopen_until_open(self) -> bool:
-        """Retry with exponential backoff; False when closed meanwhile."""
-        delay = self.backoff_seconds
-        started = time.monotonic()
-        attempts = 0
-        while self.state != "closed":
-            attempts += 1
-            try:
-                self._rescan_if_missing()
-                self._open()
-            except Exception as exc:  # PortAudioError, AudioDeviceError: keep trying, never crash
-                self.last_error = str(exc)
-                level = logging.WARNING if attempts == 1 else logging.DEBUG
-                log.log(level, "microphone reopen attempt %d failed: %s; next in %.2f s", attempts, exc, delay)
-                if self._wait(delay):
-                    return False
-                delay = min(delay * 2, self.max_backoff_seconds)
-                continue
-            if self.state == "closed":
-                self._close_stream()
-                return False
-            self.reopen_count += 1
-            self.state = "open"
-            log.info("microphone reopened after %.1f s (%d attempts)", time.monotonic() - started, attempts)
+    def _try_open(self, attempt: int, delay: float) -> bool:
+        try:
+            self._rescan_if_missing()
+            self._open()
             return True
-        return False
+        except Exception as exc:  # PortAudioError, AudioDeviceError: keep trying, never crash
+            self.last_error = str(exc)
+            level = logging.WARNING if attempt == 1 else logging.DEBUG
+            log.log(level, "microphone reopen attempt %d failed: %s; next in %.2f s", attempt, exc, delay)
+            return False
 
     def _rescan_if_missing(self) -> None:
         """PortAudio lists devices once, at initialisation: a re-plugged USB device is only
@@ -277,7 +274,7 @@ class MicrophoneSource:
         sd._initialize()
 
     def _wait(self, seconds: float) -> bool:
-        """Sleep, waking early on close(); True when closed."""
+        """Sleep (no stream is open), waking early on close(); True when closed."""
         deadline = time.monotonic() + seconds
         while self.state != "closed":
             left = deadline - time.monotonic()
@@ -293,24 +290,50 @@ class MicrophoneSource:
     # -- the AudioSource interface ---------------------------------------------------------------
 
     def frames(self) -> Iterator[bytes]:
+        """Frames until close(). A lost device is reopened here: at once, then after
+        backoff_seconds doubling up to max_backoff_seconds. The source counts as back ("open",
+        reopen_count + 1) only when the new stream delivers audio, since a stream can open and
+        die at once while its server is still away."""
         pending = np.zeros(0, dtype=np.float32)
+        delay = self.backoff_seconds
+        next_attempt = 0.0
+        attempts = 0
         while self.state != "closed":
-            if self.state == "reopening":
-                if not self._reopen_until_open():
-                    break
+            if self._stream is None:
+                wait = next_attempt - time.monotonic()
+                if wait > 0:
+                    if self._wait(wait):
+                        break
+                    continue
+                attempts += 1
+                if not self._try_open(attempts, delay):
+                    next_attempt = time.monotonic() + delay
+                    delay = min(delay * 2, self.max_backoff_seconds)
                 pending = np.zeros(0, dtype=np.float32)
+                continue
             try:
-                block = self._queue.get(timeout=0.1)
+                item = self._queue.get(timeout=0.1)
             except queue.Empty:
-                block = None
-            if block is _CLOSED:
+                item = (self._generation, None)
+            if item is _CLOSED:
                 break
+            generation, block = item
+            if generation != self._generation:
+                continue  # left over from a stream already closed
             if block is None:
                 if self._finished:
                     self._lost("the stream ended")
-                elif time.monotonic() - self._last_data > self.stall_seconds:
+                elif time.monotonic() - self._last_data > self.stall_seconds + (0 if self._stream_data else _START_GRACE_SECONDS):
                     self._lost(f"no audio for {self.stall_seconds:.1f} s")
+                if self._stream is None and attempts:  # a reopened stream failed: back off
+                    next_attempt = time.monotonic() + delay
+                    delay = min(delay * 2, self.max_backoff_seconds)
                 continue
+            if self.state == "reopening":
+                self.state = "open"
+                self.reopen_count += 1
+                log.info("microphone reopened after %.1f s (%d attempts)", time.monotonic() - self._lost_at, attempts)
+            delay, attempts = self.backoff_seconds, 0
             samples = np.frombuffer(block, dtype="<i2").astype(np.float32) / 32768.0
             if self._channels > 1:
                 samples = samples.reshape(-1, self._channels).mean(axis=1)

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,12 +29,13 @@ class PulseUnavailable(RuntimeError):
 class VirtualPulse:
     def __init__(self, workdir: Path) -> None:
         self.workdir = Path(workdir)
-        self.runtime = self.workdir / "pulse-runtime"
+        if not shutil.which("pulseaudio") or not shutil.which("pactl") or not shutil.which("paplay"):
+            raise PulseUnavailable("pulseaudio/pactl/paplay not installed (Debian: pulseaudio pulseaudio-utils)")
+        # A short path of its own: a unix socket path must fit in 107 bytes, pytest's tmp_path may not.
+        self.runtime = Path(tempfile.mkdtemp(prefix="vpulse-"))
         self.socket = self.runtime / "native"
         self.proc: subprocess.Popen | None = None
         self._saved_env: dict[str, str | None] = {}
-        if not shutil.which("pulseaudio") or not shutil.which("pactl") or not shutil.which("paplay"):
-            raise PulseUnavailable("pulseaudio/pactl/paplay not installed (Debian: pulseaudio pulseaudio-utils)")
 
     @property
     def env(self) -> dict[str, str]:
@@ -50,6 +52,7 @@ class VirtualPulse:
     def start(self) -> None:
         self.runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.runtime, 0o700)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, HOME=str(self.workdir), XDG_RUNTIME_DIR=str(self.runtime), PULSE_RUNTIME_PATH=str(self.runtime))
         for key in ("PULSE_SERVER", "PULSE_SOURCE", "PULSE_SINK"):
             env.pop(key, None)
@@ -145,3 +148,8 @@ class VirtualPulse:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        """Remove the runtime folder (after the last stop; start() may be called again before)."""
+        shutil.rmtree(self.runtime, ignore_errors=True)
