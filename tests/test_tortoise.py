@@ -111,12 +111,31 @@ def test_stream_yields_chunks_before_generation_ends_and_matches_full(engine):
     assert len(chunks) >= 3
     assert steps_at_first_chunk < total_steps / 2  # audio started while the GPT was still running
     joined = np.concatenate([c.samples for c in chunks])
-    # Tolerance: 1e-5. Streamed chunks hold back the decoder's measured lookahead, so every sample
-    # they emit is final; the only difference from one full decode is float summation order in
-    # convolutions over different lengths (~1e-7). Tortoise's own crossfaded chunks differ by far
-    # more near every seam and drop the last 1024 samples.
+    # Tolerance: 1e-5. Streamed chunks hold back the decoder's measured lookahead and decode each
+    # window from its measured lookbehind, so every sample they emit is final; the only difference
+    # from one full decode is float summation order in convolutions over different lengths
+    # (~1e-7). Tortoise's own crossfaded chunks differ by far more near every seam and drop the
+    # last 1024 samples, so no crossfade is used or needed.
     assert len(joined) == len(full)
     np.testing.assert_allclose(joined, full.samples, atol=1e-5, rtol=0)
+
+
+def test_stream_decoding_work_is_linear(engine):
+    # tortoise re-decodes the whole reply for every chunk; we decode a window per chunk, so the
+    # frames decoded in total stay within one pass plus a bounded context per chunk.
+    decoded = []
+    hook = engine.models.hifigan.register_forward_pre_hook(lambda _m, args: decoded.append(args[0].shape[-1]))
+    try:
+        chunks = list(engine.stream(TEXT, seed=4, max_mel_tokens=MAX_TOKENS))
+    finally:
+        hook.remove()
+    context = engine.decoder_context()
+    total_frames = sum(len(c) for c in chunks) // 256
+    per_chunk_extra = (context.lookahead + context.lookbehind) // 256 + 2
+    assert len(decoded) == len(chunks) >= 3
+    assert decoded[-1] < total_frames  # the last chunk did not re-decode from the start
+    assert sum(decoded) <= total_frames + len(decoded) * per_chunk_extra
+    assert 0 < context.lookahead < 24000 and 0 < context.lookbehind < 24000  # edge reach, well under 1 s
 
 
 def test_classic_path_plausible_audio_and_knobs(engine):

@@ -21,7 +21,13 @@ import torch
 from assistant.device import MODEL_LOCK, resolve_device, uses_half_precision
 from assistant.tts.base import Audio
 from assistant.tts.tortoise.config import OUTPUT_SAMPLE_RATE, ModelSizes, TortoiseSettings
-from assistant.tts.tortoise.inference import FastGeneration, classic_synthesize, decoder_lookahead, stream_chunks
+from assistant.tts.tortoise.inference import (
+    DecoderContext,
+    FastGeneration,
+    classic_synthesize,
+    measure_decoder_context,
+    stream_chunks,
+)
 from assistant.tts.tortoise.latents import LatentCache, LatentSettings, Progress
 from assistant.tts.tortoise.loader import TortoiseUnavailable, default_models_dir, missing_weights, open_models
 from assistant.tts.tortoise.rng import PrivateRNG
@@ -61,7 +67,7 @@ class TortoiseEngine:
         self.default_voice = default_voice
         self.latent_cache = latent_cache or LatentCache()
         self.latent_settings = latent_settings or LatentSettings()
-        self._lookahead: int | None = None
+        self._decoder_context: DecoderContext | None = None
 
     @staticmethod
     def available(models_dir: str | Path | None = None) -> bool:
@@ -69,10 +75,11 @@ class TortoiseEngine:
         return not missing_weights(Path(models_dir) if models_dir else default_models_dir())
 
     def load(self) -> None:
-        """Load the fast path's models now instead of on the first reply."""
+        """Load the fast path's models (and measure the decoder) now instead of on the first reply."""
         with MODEL_LOCK:
             self.models.get("autoregressive")
             self.models.get("hifigan")
+        self.decoder_context()
 
     def voice_latent(self, voice: str | None, part: str = "autoregressive", progress: Progress | None = None) -> torch.Tensor:
         found = get_voice(voice or self.default_voice)
@@ -99,12 +106,13 @@ class TortoiseEngine:
         with MODEL_LOCK, rng.active(), torch.inference_mode():
             yield
 
-    def _lookahead_samples(self) -> int:
-        if self._lookahead is None:
+    def decoder_context(self) -> DecoderContext:
+        """The HiFiGAN decoder's edge reach, measured once per engine (~1 s at full size on a CPU)."""
+        if self._decoder_context is None:
             with MODEL_LOCK:
-                self._lookahead = decoder_lookahead(self.models)
-            log.debug("HiFiGAN decoder lookahead: %d samples", self._lookahead)
-        return self._lookahead
+                self._decoder_context = measure_decoder_context(self.models)
+            log.debug("HiFiGAN decoder context: %s", self._decoder_context)
+        return self._decoder_context
 
     @staticmethod
     def _check_text(text: str) -> str:
@@ -145,9 +153,9 @@ class TortoiseEngine:
             yield self.synthesize(text, voice, settings=chosen)
             return
         latent = self.voice_latent(voice, "autoregressive")
-        lookahead = self._lookahead_samples()
+        context = self.decoder_context()
         rng = PrivateRNG(chosen.seed, self.device)
         with self._guard(rng):
             generation = FastGeneration(self.models, text, latent, chosen)
-        for chunk in stream_chunks(generation, chosen, lookahead, lambda: self._guard(rng)):
+        for chunk in stream_chunks(generation, chosen, context, lambda: self._guard(rng)):
             yield Audio(chunk.numpy().astype(np.float32), OUTPUT_SAMPLE_RATE)

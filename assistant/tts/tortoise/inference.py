@@ -1,13 +1,15 @@
 """Tortoise's two synthesis paths, driven directly on the model classes.
 
 Fast path: the GPT samples mel codes one at a time; the hidden state of each step (a "latent")
-goes to the HiFiGAN decoder. Streaming decodes everything generated so far at each chunk and
-emits only the samples that can no longer change: HiFiGAN's convolutions and its linear
-upsampling make the last few thousand samples depend on latents not generated yet, so those are
-held back (`decoder_lookahead`, measured on the loaded decoder) until the next chunk or the end.
-Every emitted sample therefore equals the non-streamed decode; no crossfade is needed, unlike
-tortoise's `tts_stream`, which holds back a fixed 1024 samples, crossfades the next decode over
-that inexact tail, and drops the final 1024 samples of every reply.
+goes to the HiFiGAN decoder. Streaming emits only samples that can no longer change: HiFiGAN's
+convolutions and its linear upsampling make the last few thousand samples depend on latents not
+generated yet, so those are held back until the next chunk or the end, and each chunk decodes a
+window starting a little before the first unsent sample (`DecoderContext`, measured on the
+loaded decoder). Every emitted sample therefore equals the non-streamed decode, and decoding
+work grows linearly with the reply. tortoise's `tts_stream` instead re-decodes the whole reply
+for every chunk (quadratic), holds back a fixed 1024 samples (less than the full-size decoder's
+reach), crossfades over that inexact tail, and drops the final 1024 samples of every reply; with
+exact chunks there is no seam to crossfade.
 
 Classic path: several GPT candidates, ranked by CLVP against the text; the best one's latents
 go through the diffusion decoder (mel spectrogram) and the UnivNet vocoder.
@@ -18,6 +20,7 @@ Both run at the caller's device and precision; nothing here assumes CUDA.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,26 +46,57 @@ def _autocast(models: TortoiseModels) -> torch.autocast:
     return torch.autocast(device_type=kind, dtype=torch.float16, enabled=models.half)
 
 
-@torch.no_grad()
-def hifigan_decode(models: TortoiseModels, latents: list[torch.Tensor], voice_latent: torch.Tensor) -> torch.Tensor:
-    """GPT latents (each (1, width)) -> 24 kHz samples (1-D, on the CPU).
+SAMPLES_PER_FRAME = 256  # HiFiGAN upsamples each input frame by 8 * 8 * 2 * 2
 
-    HifiganGenerator.inference's own maths, without its hard-coded `.to("cuda")`.
+
+@torch.no_grad()
+def upsample_latents(models: TortoiseModels, latents: list[torch.Tensor]) -> torch.Tensor:
+    """GPT latents (each (1, width)) -> HiFiGAN input frames (1, width, frames).
+
+    HifiganGenerator.inference's own interpolation (x4, then 22.05 -> 24 kHz), without its
+    hard-coded `.to("cuda")`. Cheap: the convolutions after it are the cost.
     """
     x = torch.cat(latents, dim=0)[None].float().to(models.device)  # (1, T, width)
     up = F.interpolate(x.transpose(1, 2), scale_factor=[1024 / 256], mode="linear")
-    up = F.interpolate(up, scale_factor=[24000 / 22050], mode="linear")
-    cond = voice_latent.float().to(models.device).unsqueeze(0).transpose(1, 2)  # (1, width, 1)
-    return models.hifigan(up, cond).reshape(-1).float().cpu()
+    return F.interpolate(up, scale_factor=[24000 / 22050], mode="linear")
 
 
 @torch.no_grad()
-def decoder_lookahead(models: TortoiseModels) -> int:
-    """How many trailing samples of a decode still change when more latents follow.
+def frames_to_audio(models: TortoiseModels, frames: torch.Tensor, voice_latent: torch.Tensor) -> torch.Tensor:
+    """HiFiGAN convolutions: (1, width, F) frames -> F * 256 samples at 24 kHz (1-D, CPU).
 
-    Measured, not derived: decode a random latent sequence and its first half and find where they
-    start to differ. The influence of later latents is strictly bounded (convolutions, linear
-    interpolation), so samples before that point are final. Rounded up with a 256-sample margin.
+    Convolutions and integer-stride upsampling commute with shifts, so frames [f:] decode to the
+    samples from f * 256 on, exact away from the window's edges: streaming decodes windows.
+    """
+    cond = voice_latent.float().to(models.device).unsqueeze(0).transpose(1, 2)  # (1, width, 1)
+    return models.hifigan(frames, cond).reshape(-1).float().cpu()
+
+
+def hifigan_decode(models: TortoiseModels, latents: list[torch.Tensor], voice_latent: torch.Tensor) -> torch.Tensor:
+    """GPT latents -> 24 kHz samples (1-D, CPU), in one pass."""
+    return frames_to_audio(models, upsample_latents(models, latents), voice_latent)
+
+
+@dataclass(frozen=True)
+class DecoderContext:
+    """How far edge effects reach into a decoded window, in samples.
+
+    lookahead: trailing samples that still change when more latents follow (held back).
+    lookbehind: leading samples of a window that differ from a decode from the start (re-decoded).
+    """
+
+    lookahead: int
+    lookbehind: int
+
+
+@torch.no_grad()
+def measure_decoder_context(models: TortoiseModels) -> DecoderContext:
+    """Measured on the loaded decoder rather than derived from its layer list.
+
+    Decode a random latent sequence whole, its first half, and a window starting mid-way; where
+    they start (or stop) differing from the whole is how far the edges reach. The reach is
+    strictly bounded (convolutions, linear interpolation), so samples beyond it are exact.
+    Both are rounded up to whole frames with one frame of margin.
     """
     width = models.sizes.autoregressive["model_dim"]
     generator = torch.Generator().manual_seed(0)
@@ -71,8 +105,18 @@ def decoder_lookahead(models: TortoiseModels) -> int:
     full = hifigan_decode(models, latents, voice)
     part = hifigan_decode(models, latents[:16], voice)
     differs = ((full[: len(part)] - part).abs() > 1e-7).nonzero()
-    first = int(differs[0]) if len(differs) else len(part)
-    return ((len(part) - first) // 256 + 2) * 256
+    lookahead = len(part) - (int(differs[0]) if len(differs) else len(part))
+    start = 16 * 4  # a window from frame 64 (~15 latents in)
+    window = frames_to_audio(models, upsample_latents(models, latents)[:, :, start:], voice)
+    differs = ((full[start * SAMPLES_PER_FRAME :] - window).abs() > 1e-7).nonzero()
+    lookbehind = int(differs[-1]) + 1 if len(differs) else 0
+    if lookbehind > len(window) // 2:  # not edge effects: the decoder is not local; never window it
+        lookbehind = len(full)
+
+    def whole_frames(samples: int) -> int:
+        return (samples // SAMPLES_PER_FRAME + 2) * SAMPLES_PER_FRAME
+
+    return DecoderContext(lookahead=whole_frames(lookahead), lookbehind=whole_frames(lookbehind))
 
 
 class FastGeneration:
@@ -135,19 +179,28 @@ class FastGeneration:
 def stream_chunks(
     generation: FastGeneration,
     settings: TortoiseSettings,
-    lookahead: int,
+    context: DecoderContext,
     guard: Callable[[], object],
 ) -> Iterator[torch.Tensor]:
-    """Yield final 24 kHz samples as generation proceeds; `guard()` is entered around model work."""
+    """Yield final 24 kHz samples as generation proceeds; `guard()` is entered around model work.
+
+    Each chunk re-decodes only from `context.lookbehind` before the first unsent sample (not the
+    whole reply, as tortoise does), so the decoder's work stays linear in the reply's length.
+    """
     emitted = 0
     target = settings.first_chunk_tokens
     while True:
         with guard():
             generation.run_until(target)
-            wav = generation.decode() if generation.latents else torch.zeros(0)
-        end = len(wav) if generation.done else len(wav) - lookahead
+            if not generation.latents:
+                return
+            frames = upsample_latents(generation.models, generation.latents)
+            start = max(0, (emitted - context.lookbehind) // SAMPLES_PER_FRAME)
+            window = frames_to_audio(generation.models, frames[:, :, start:], generation.voice_latent)
+        offset = start * SAMPLES_PER_FRAME
+        end = offset + len(window) - (0 if generation.done else context.lookahead)
         if end > emitted:
-            yield wav[emitted:end]
+            yield window[emitted - offset : end - offset]
             emitted = end
         if generation.done:
             return
