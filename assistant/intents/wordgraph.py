@@ -277,8 +277,20 @@ class _Builder:
             slot_words=value_words,
             number_words=spoken_numbers,
             has_number=any(edge.slot.number_range is not None for edge in number_edges),
-            no_insert=frozenset(edge.dst for edge in number_edges),
+            no_insert=_eps_closure(edges, {edge.dst for edge in number_edges}),
         )
+
+
+def _eps_closure(edges: list[list[Edge]], nodes: set[int]) -> frozenset[int]:
+    """`nodes` and everything reachable from them through empty edges."""
+    seen = set(nodes)
+    stack = list(nodes)
+    while stack:
+        for edge in edges[stack.pop()]:
+            if edge.kind == EPS and edge.dst not in seen:
+                seen.add(edge.dst)
+                stack.append(edge.dst)
+    return frozenset(seen)
 
 
 def _topological(edges: list[list[Edge]]) -> list[int]:
