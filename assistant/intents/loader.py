@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,6 @@ class LoadedCommands:
     intents: dict[str, IntentSpec]
     hassil_intents: Intents
     extra_lists: dict[str, SlotList]
-    # Every parsed sentence/rule template, for the near-miss matcher and the vocabulary.
-    templates: list[tuple[str, CheckedTemplate]] = field(default_factory=list)
 
 
 def load(path: str | Path, extra_lists: Mapping[str, ExtraList] | None = None) -> LoadedCommands:
@@ -131,7 +129,6 @@ class _Loader:
         self.path = path
         self.extra_lists = build_extra_lists(extra_lists)
         self.lines: list[str] = []
-        self.templates: list[tuple[str, CheckedTemplate]] = []
 
     # -- error helpers -------------------------------------------------------------------------
 
@@ -246,7 +243,6 @@ class _Loader:
             intents=specs,
             hassil_intents=hassil_intents,
             extra_lists=self.extra_lists,
-            templates=self.templates,
         )
 
     def check_settings(self, node: PosDict) -> None:
@@ -465,7 +461,6 @@ class _Loader:
             for text in block["sentences"]:
                 checked = self.parse(text)
                 self.check_references(checked, lists, rules, f"intent {name!r}")
-                self.templates.append((name, checked))
                 sentences.append(str(text))
                 slots.update(_slot_names(checked.references, rules))
             slots.update(str(key) for key in block.get("slots") or {})

@@ -112,13 +112,13 @@ def deletion_cost(grammar: str) -> float:
     return 0.5 if grammar in LIGHT_WORDS else 1.0
 
 
-def insertion_cost(spoken: str, slot_words: frozenset[str] = frozenset()) -> float:
-    if spoken in NEGATIONS:
+def insertion_cost(spoken: str, protected: frozenset[str] = frozenset()) -> float:
+    """Cost of an extra spoken word. `protected` holds the template's list values and number
+    words: a value out of place ("living room kitchen light on") means another command, and a
+    stray number word ("hundred thirty-six") would change a number, so neither is noise."""
+    if spoken in NEGATIONS or spoken in protected or spoken[:1].isdigit():
         return INF
-    if spoken in LIGHT_WORDS:
-        return 0.5
-    # A list value out of place ("living room kitchen light on") means another command, not noise.
-    return INF if spoken in slot_words else 1.0
+    return 0.5 if spoken in LIGHT_WORDS else 1.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,7 @@ class Alignment:
 def align(graph: WordGraph, words: list[str]) -> Alignment | None:
     """Cheapest alignment of `words` with `graph` costing at most MAX_COST, or None."""
     n = len(words)
+    protected = graph.slot_words | graph.number_words
     rows: dict[int, list[float]] = {graph.start: [0.0] + [INF] * n}
     back: dict[int, list[tuple | None]] = {graph.start: [None] * (n + 1)}
     for node in graph.order:
@@ -142,7 +143,7 @@ def align(graph: WordGraph, words: list[str]) -> Alignment | None:
         bp = back[node]
         for j in range(1, n + 1 if node not in graph.no_insert else 1):  # an extra spoken word here
             if row[j - 1] < INF:
-                cost = row[j - 1] + insertion_cost(words[j - 1], graph.slot_words)
+                cost = row[j - 1] + insertion_cost(words[j - 1], protected)
                 if cost < row[j]:
                     row[j] = cost
                     bp[j] = (node, j - 1, "ins", "")

@@ -63,16 +63,6 @@ def _unmark(marked: str) -> tuple[str, frozenset[int]]:
     return " ".join(words), frozenset(slot_indices)
 
 
-def random_sentence(
-    sentence: Sentence,
-    slot_lists: Mapping[str, SlotList],
-    rules: Mapping[str, Sentence],
-    rng: random.Random,
-    language: str = "en",
-) -> str:
-    return _unmark(_walk(sentence.expression, slot_lists, rules, rng, language, 0))[0]
-
-
 def _walk(
     expression: Expression,
     slot_lists: Mapping[str, SlotList],
