@@ -135,8 +135,8 @@ def test_microphone_hears_a_one_word_command_played_into_the_room(pulse):
     assert source.state == "closed"
 
 
-def test_a_device_rate_other_than_16k_is_resampled(pulse):
-    source = MicrophoneSource("pulse", samplerate=44100)
+def test_a_stereo_device_at_another_rate_is_mixed_down_and_resampled(pulse):
+    source = MicrophoneSource("pulse", samplerate=44100, channels=2)
     assert source.samplerate == 44100
     recorder = Recorder(source)
     recorder.wait_frames(10)

@@ -116,6 +116,7 @@ class MicrophoneSource:
     again on every reopen, because indexes move when devices come and go.
     samplerate: what to open the device at; None tries 16 kHz (no resampling) and falls back
     to the device's default rate, resampled here with a continuous soxr stream.
+    channels: None = mono when the device offers it, else two channels mixed down here.
     stall_seconds: no audio for this long while the stream claims to run = the device is gone
     (a fresh stream gets 3 s more for its first block).
     backoff_seconds / max_backoff_seconds: first and longest wait between reopen attempts.
@@ -129,6 +130,7 @@ class MicrophoneSource:
         device: str | int | None = None,
         *,
         samplerate: int | None = None,
+        channels: int | None = None,
         stall_seconds: float = 2.0,
         backoff_seconds: float = 0.25,
         max_backoff_seconds: float = 5.0,
@@ -136,6 +138,7 @@ class MicrophoneSource:
     ) -> None:
         self.device = device
         self.requested_samplerate = samplerate
+        self.requested_channels = channels
         self.stall_seconds = stall_seconds
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -157,7 +160,12 @@ class MicrophoneSource:
         self._stream_data = False  # whether the current stream delivered anything yet
         self._channels = 1
         self._resampler = StreamResampler(SAMPLE_RATE, SAMPLE_RATE)
-        self._open()  # the first open raises: a wrong device name is the user's to fix now
+        try:
+            self._open()  # the first open raises: a wrong device is the user's to fix now
+        except AudioDeviceError:
+            raise
+        except Exception as exc:  # sounddevice.PortAudioError
+            raise AudioDeviceError(f"cannot open input device {device if device is not None else '(default)'}: {exc}") from exc
 
     # -- stream management -------------------------------------------------------------------
 
@@ -165,14 +173,7 @@ class MicrophoneSource:
         sd = _sounddevice()
         index = resolve_input_device(self.device)
         info = sd.query_devices(index)
-        channels = 1
-        rate = self.requested_samplerate
-        if rate is None:
-            try:
-                sd.check_input_settings(device=index, channels=channels, dtype="int16", samplerate=SAMPLE_RATE)
-                rate = SAMPLE_RATE
-            except sd.PortAudioError:
-                rate = int(info["default_samplerate"])
+        channels, rate = self._choose_format(sd, index, info)
         with self._lock:
             self._generation += 1
             generation = self._generation
@@ -186,7 +187,11 @@ class MicrophoneSource:
             callback=self._make_callback(generation),
             finished_callback=self._make_finished(generation),
         )
-        stream.start()
+        try:
+            stream.start()
+        except Exception:
+            stream.close(ignore_errors=True)
+            raise
         with self._lock:
             self._stream = stream
             self._stream_data = False
@@ -196,6 +201,23 @@ class MicrophoneSource:
         self._resampler = StreamResampler(rate, SAMPLE_RATE)
         self.device_name = info["name"]
         log.info("microphone: %s (index %d) at %d Hz", info["name"], index, rate)
+
+    def _choose_format(self, sd: Any, index: int, info: dict) -> tuple[int, int]:
+        """Mono at 16 kHz when the device can (no conversion), else what it offers: its
+        default rate (resampled here) and/or two channels (mixed down here)."""
+        rates = [self.requested_samplerate] if self.requested_samplerate else [SAMPLE_RATE, int(info["default_samplerate"])]
+        if self.requested_channels:
+            channel_options = [self.requested_channels]
+        else:
+            channel_options = [1] + ([min(2, info["max_input_channels"])] if info["max_input_channels"] > 1 else [])
+        for channels in channel_options:
+            for rate in rates:
+                try:
+                    sd.check_input_settings(device=index, channels=channels, dtype="int16", samplerate=rate)
+                    return channels, rate
+                except sd.PortAudioError:
+                    continue
+        return channel_options[-1], rates[-1]  # let opening report what is wrong
 
     def _make_callback(self, generation: int):
         def callback(indata, frames, time_info, status) -> None:  # PortAudio thread: copy and go
