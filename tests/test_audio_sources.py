@@ -16,6 +16,7 @@ from assistant.audio import (
     AudioSource,
     StdinSource,
     WavFileSource,
+    decode_wav,
     float_to_pcm16,
     pcm16_to_float,
     read_wav,
@@ -148,6 +149,15 @@ def test_bad_files_raise_an_error_naming_the_file(tmp_path, content, message):
     with pytest.raises(AudioFormatError, match=message) as info:
         WavFileSource(path)
     assert str(info.value).startswith(str(path))
+
+
+def test_wav_bytes_in_memory_decode_like_a_file(tmp_path):
+    x = tone(440, 8000, 0.1).reshape(-1, 1)
+    samples, rate = decode_wav(encode(x, 1, 8000, "s24"), "upload")
+    assert rate == 8000
+    np.testing.assert_allclose(samples, x[:, 0], atol=1e-6)
+    with pytest.raises(AudioFormatError, match="^upload: not a WAV file"):
+        decode_wav(b"{}", "upload")
 
 
 def test_a_missing_file_is_a_format_error_naming_it(tmp_path):

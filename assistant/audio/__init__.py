@@ -21,7 +21,7 @@ from assistant.audio.format import (
     pcm16_to_float,
 )
 from assistant.audio.resample import StreamResampler, resample
-from assistant.audio.wav import read_wav, write_wav
+from assistant.audio.wav import decode_wav, read_wav, write_wav
 
 
 @runtime_checkable
@@ -59,6 +59,7 @@ __all__ = [
     "StdinSource",
     "StreamResampler",
     "WavFileSource",
+    "decode_wav",
     "float_to_pcm16",
     "list_input_devices",
     "pcm16_to_float",

@@ -37,8 +37,13 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         blob = path.read_bytes()
     except OSError as exc:
         raise AudioFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return decode_wav(blob, str(path))
+
+
+def decode_wav(blob: bytes, name: str = "WAV data") -> tuple[np.ndarray, int]:
+    """`read_wav` for bytes already in memory (an HTTP upload); errors start with `name`."""
     if len(blob) < 12 or blob[0:4] != b"RIFF" or blob[8:12] != b"WAVE":
-        raise AudioFormatError(f"{path}: not a WAV file (no RIFF/WAVE header)")
+        raise AudioFormatError(f"{name}: not a WAV file (no RIFF/WAVE header)")
     fmt: tuple[int, int, int, int, int] | None = None
     pos = 12
     while pos + 8 <= len(blob):
@@ -46,51 +51,51 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         (size,) = struct.unpack_from("<I", blob, pos + 4)
         body = pos + 8
         if chunk_id == b"fmt ":
-            fmt = _parse_fmt(path, blob[body : body + size])
+            fmt = _parse_fmt(name, blob[body : body + size])
         elif chunk_id == b"data":
             if fmt is None:
-                raise AudioFormatError(f"{path}: corrupt WAV: data chunk before fmt chunk")
+                raise AudioFormatError(f"{name}: corrupt WAV: data chunk before fmt chunk")
             available = len(blob) - body
             if size in (0, _UNKNOWN_SIZE):
                 size = available
             elif size > available:
-                log.warning("%s: data chunk claims %d bytes but only %d are present; reading what is there", path, size, available)
+                log.warning("%s: data chunk claims %d bytes but only %d are present; reading what is there", name, size, available)
                 size = available
-            return _decode(path, blob[body : body + size], fmt)
+            return _decode(name, blob[body : body + size], fmt)
         pos = body + size + (size & 1)  # chunks are padded to an even length
     if fmt is None:
-        raise AudioFormatError(f"{path}: corrupt WAV: no fmt chunk")
-    raise AudioFormatError(f"{path}: corrupt WAV: no data chunk")
+        raise AudioFormatError(f"{name}: corrupt WAV: no fmt chunk")
+    raise AudioFormatError(f"{name}: corrupt WAV: no data chunk")
 
 
-def _parse_fmt(path: Path, body: bytes) -> tuple[int, int, int, int, int]:
+def _parse_fmt(name: str, body: bytes) -> tuple[int, int, int, int, int]:
     if len(body) < 16:
-        raise AudioFormatError(f"{path}: corrupt WAV: fmt chunk is {len(body)} bytes, needs 16")
+        raise AudioFormatError(f"{name}: corrupt WAV: fmt chunk is {len(body)} bytes, needs 16")
     tag, channels, rate, _byte_rate, block_align, bits = struct.unpack_from("<HHIIHH", body, 0)
     if tag == _EXTENSIBLE:
         if len(body) < 26:
-            raise AudioFormatError(f"{path}: corrupt WAV: WAVE_FORMAT_EXTENSIBLE without a sub-format")
+            raise AudioFormatError(f"{name}: corrupt WAV: WAVE_FORMAT_EXTENSIBLE without a sub-format")
         (tag,) = struct.unpack_from("<H", body, 24)  # first two bytes of the sub-format GUID
     if tag not in (_PCM, _FLOAT):
-        raise AudioFormatError(f"{path}: unsupported WAV encoding 0x{tag:04x} (only PCM and IEEE float)")
+        raise AudioFormatError(f"{name}: unsupported WAV encoding 0x{tag:04x} (only PCM and IEEE float)")
     if channels < 1 or rate < 1:
-        raise AudioFormatError(f"{path}: corrupt WAV: {channels} channels at {rate} Hz")
+        raise AudioFormatError(f"{name}: corrupt WAV: {channels} channels at {rate} Hz")
     if (tag == _PCM and bits not in (8, 16, 24, 32)) or (tag == _FLOAT and bits not in (32, 64)):
         kind = "PCM" if tag == _PCM else "float"
-        raise AudioFormatError(f"{path}: unsupported WAV sample size: {bits}-bit {kind}")
+        raise AudioFormatError(f"{name}: unsupported WAV sample size: {bits}-bit {kind}")
     if block_align != channels * bits // 8:
-        raise AudioFormatError(f"{path}: corrupt WAV: block align {block_align} for {channels} x {bits}-bit")
+        raise AudioFormatError(f"{name}: corrupt WAV: block align {block_align} for {channels} x {bits}-bit")
     return tag, channels, rate, block_align, bits
 
 
-def _decode(path: Path, data: bytes, fmt: tuple[int, int, int, int, int]) -> tuple[np.ndarray, int]:
+def _decode(name: str, data: bytes, fmt: tuple[int, int, int, int, int]) -> tuple[np.ndarray, int]:
     tag, channels, rate, block_align, bits = fmt
     usable = len(data) - len(data) % block_align
     data = data[:usable]
     if tag == _FLOAT:
         samples = np.frombuffer(data, dtype="<f4" if bits == 32 else "<f8").astype(np.float32)
         if not np.all(np.isfinite(samples)):
-            raise AudioFormatError(f"{path}: corrupt WAV: float samples that are NaN or infinite")
+            raise AudioFormatError(f"{name}: corrupt WAV: float samples that are NaN or infinite")
     elif bits == 8:
         samples = (np.frombuffer(data, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
     elif bits == 16:
