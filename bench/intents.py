@@ -91,6 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     print(row("shipped, one word dropped (near-miss)", latencies(shipped, dropped)))
     print(row("HA English, grammar sentences", latencies(ha, ha_samples, context)))
     print(row("HA English, off-grammar (shipped sentences)", latencies(ha, shipped_samples[:150], context)))
+    exact = near = 0
+    for sample in sample_intents(ha.hassil_intents, ha.extra_slot_lists, 1, seed=7):
+        match = shipped.match(sample.text)
+        exact += bool(match and match.exact)
+        near += bool(match and not match.exact)
+    print(
+        f"\noff-grammar: {len(ha_samples)} HA English sample sentences against the shipped commands: "
+        f"{exact} exact matches, {near} near-miss matches"
+    )
     for name, commands in (("shipped commands.yaml", shipped), ("test fixture grammar", fixture)):
         print(f"\nperturbations, {name}:\n")
         print(table(evaluate(commands, per_template=4)))
