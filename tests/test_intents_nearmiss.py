@@ -55,6 +55,8 @@ def test_near_misses(commands, text, intent, slots):
         "time",  # one word is never guessed
         "hello there",
         "set a timer for one hundred to minutes",  # number word misheard: not 100
+        "set a timer for one hundred thirty-six minute",  # a number word is never skipped (not 36)
+        "tell me a long story " * 6 + "milk to my shopping list",  # not a command with one slip
     ],
 )
 def test_unsure_means_no_match(commands, text):

@@ -31,6 +31,8 @@ from assistant.intents.ranges import range_slots, range_value, tidy_number
 from assistant.intents.wordgraph import WordGraph, build_word_graph, slot_words, tokenize
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+# Voice commands are short; a transcript longer than this is not "a command with one slip".
+MAX_NEAR_MISS_WORDS = 24
 
 
 def load_commands(path: str | Path, *, extra_lists: Mapping[str, ExtraList] | None = None) -> CommandSet:
@@ -132,8 +134,8 @@ class CommandSet:
         # Digits stay digits here: number slots read them, and spelling "119" as three words
         # would give the aligner room to trade one of them for a grammar word.
         words = tokenize(percent_as_word(strip_fillers(text, self._vocabulary_set)))
-        if len(words) < 2:
-            return None
+        if not MIN_MATCHED <= len(words) <= MAX_NEAR_MISS_WORDS:
+            return None  # too short to tell, or not a command (a long dictation is never repaired)
         near = best_near_miss(words, self._candidate_graphs(words))
         if near is None:
             return None
