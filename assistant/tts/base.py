@@ -55,7 +55,9 @@ class Audio:
         return float(np.sqrt(np.mean(np.square(self.samples, dtype=np.float64))))
 
     def to_int16(self) -> np.ndarray:
-        return (np.clip(self.samples, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+        # Scale by 32768 to mirror `from_wav_bytes`, so a WAV round trip changes a sample by at
+        # most half a step; +1.0 clips to 32767.
+        return np.clip(np.round(self.samples * 32768.0), -32768, 32767).astype(np.int16)
 
     def to_wav_bytes(self) -> bytes:
         """16-bit PCM mono WAV: what every player and `wave` reads."""

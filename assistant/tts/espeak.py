@@ -28,6 +28,27 @@ class EspeakEngine:
         self.voice = voice
         self.speed_wpm = speed_wpm
         self.timeout_s = timeout_s
+        self._voices: frozenset[str] | None = None
+        self.check_voice(voice)
+
+    def voices(self) -> frozenset[str]:
+        """Names espeak-ng accepts for -v: languages (en-us), voice names and voice files (gmw/en-US)."""
+        if self._voices is None:
+            listing = subprocess.run([self.program, "--voices"], capture_output=True, text=True, check=False,
+                                     timeout=self.timeout_s).stdout
+            names: set[str] = set()
+            for line in listing.splitlines()[1:]:
+                fields = line.split()
+                if len(fields) >= 5:
+                    names.update(field.lower() for field in (fields[1], fields[3], fields[4]))
+            self._voices = frozenset(names)
+        return self._voices
+
+    def check_voice(self, voice: str) -> None:
+        """espeak-ng silently speaks in its default voice when -v names no voice: refuse instead."""
+        base = voice.split("+", 1)[0].lower()  # "+f3" etc. select a variant of a voice
+        if base not in self.voices():
+            raise ValueError(f"unknown espeak-ng voice {voice!r} (see `espeak-ng --voices`; e.g. en-us, en-gb)")
 
     @property
     def cache_key(self) -> str:
@@ -36,6 +57,7 @@ class EspeakEngine:
 
     def synthesize(self, text: str, voice: str | None = None) -> Audio:
         voice = voice or self.voice
+        self.check_voice(voice)
         command = [self.program, "--stdout", "-b", "1", "-v", voice, "-s", str(self.speed_wpm)]
         try:
             result = subprocess.run(command, input=text.encode("utf-8"), capture_output=True,

@@ -78,6 +78,17 @@ def default_factories(settings: SpeechSettings) -> dict[str, EngineFactory]:
     return {"tortoise": tortoise, "piper": piper, "espeak": espeak}
 
 
+def settings_key(engine: TTSEngine) -> str:
+    """The engine's sound-changing settings for the reply-cache key: its `cache_key` (property or
+    method), else its `settings.cache_key()` (Tortoise's knobs), else nothing."""
+    key = getattr(engine, "cache_key", None)
+    if key is None:
+        key = getattr(getattr(engine, "settings", None), "cache_key", None)
+    if callable(key):
+        key = key()
+    return "" if key is None else str(key)
+
+
 @dataclass
 class SpeechStats:
     """Counters for metrics and tests (e.g. a cache hit must not synthesise)."""
@@ -87,6 +98,8 @@ class SpeechStats:
     cache_misses: int = 0
     prerendered: int = 0
     fallbacks: int = 0
+    last_engine: str | None = None
+    """The engine that spoke (or whose cached audio was used for) the latest reply."""
     by_engine: dict[str, int] = field(default_factory=dict)
 
 
@@ -168,7 +181,7 @@ class Speech:
             engine_voice = voice if index == 0 else None
             if index > 0:
                 self.stats.fallbacks += 1
-            yield spoken, built, engine_voice, CacheKey(name, engine_voice, spoken, str(getattr(built, "cache_key", "")))
+            yield spoken, built, engine_voice, CacheKey(name, engine_voice, spoken, settings_key(built))
 
     def _cached(self, key: CacheKey) -> Audio | None:
         if self.cache is None:
@@ -215,6 +228,7 @@ class Speech:
         tried = []
         for spoken, built, engine_voice, key in self._candidates(text, voice, engine):
             tried.append(built.name)
+            self.stats.last_engine = built.name
             cached = self._cached(key)
             if cached is not None:
                 return cached
@@ -245,6 +259,7 @@ class Speech:
         tried = []
         for spoken, built, engine_voice, key in self._candidates(text, voice, engine):
             tried.append(built.name)
+            self.stats.last_engine = built.name
             cached = self._cached(key)
             if cached is not None:
                 yield cached

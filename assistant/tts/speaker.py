@@ -1,0 +1,77 @@
+"""Speaker: Speech + Player, the `speak`/`is_speaking`/`cancel` trio the listen loop needs.
+
+`say` returns at once (the loop must keep listening for "stop"); a worker thread streams each
+reply's chunks into the player, so a streamed Tortoise reply starts playing after its first
+chunk. `is_speaking` is true while a reply is being rendered or played, which is what the loop
+uses to ignore its own voice; `stop` drops queued replies, abandons the one being rendered and
+cuts playback.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from assistant.playback.base import Player
+from assistant.tts.speech import Speech
+
+log = logging.getLogger(__name__)
+
+
+class Speaker:
+    def __init__(self, speech: Speech, player: Player, *, voice: str | None = None, engine: str | None = None) -> None:
+        self.speech = speech
+        self.player = player
+        self.voice = voice
+        self.engine = engine
+        self._queue: queue.Queue[tuple[int, str]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._rendering = 0
+        self._idle = threading.Event()
+        self._idle.set()
+        self._worker = threading.Thread(target=self._run, name="speaker", daemon=True)
+        self._worker.start()
+
+    @property
+    def is_speaking(self) -> bool:
+        with self._lock:
+            busy = self._rendering > 0 or not self._queue.empty()
+        return busy or self.player.is_playing
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            self._rendering += 1
+            self._idle.clear()
+            self._queue.put((self._generation, text))
+
+    def stop(self) -> None:
+        with self._lock:
+            self._generation += 1
+        self.player.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every queued reply has been rendered and handed to the player."""
+        return self._idle.wait(timeout)
+
+    def _current(self, generation: int) -> bool:
+        with self._lock:
+            return generation == self._generation
+
+    def _run(self) -> None:
+        while True:
+            generation, text = self._queue.get()
+            try:
+                if self._current(generation):
+                    for chunk in self.speech.stream(text, self.voice, self.engine):
+                        if not self._current(generation):
+                            break
+                        self.player.play(chunk)
+            except Exception as exc:  # a failed reply must not silence the assistant for good
+                log.error("could not speak %r: %s", text, exc)
+            finally:
+                with self._lock:
+                    self._rendering -= 1
+                    if self._rendering == 0:
+                        self._idle.set()
