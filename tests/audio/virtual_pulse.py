@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class VirtualPulse:
         self.runtime = Path(tempfile.mkdtemp(prefix="vpulse-"))
         self.socket = self.runtime / "native"
         self.proc: subprocess.Popen | None = None
+        self._keeper: subprocess.Popen | None = None
         self._saved_env: dict[str, str | None] = {}
 
     @property
@@ -74,13 +76,39 @@ class VirtualPulse:
             if self.proc.poll() is not None:
                 raise PulseUnavailable(f"pulseaudio exited with {self.proc.returncode}: {self.log_tail()}")
             if self.pactl("info", check=False).returncode == 0:
+                self._keep_room_ticking()
                 return
             time.sleep(0.1)
         self.stop()
         raise PulseUnavailable(f"pulseaudio did not answer within 15 s: {self.log_tail()}")
 
+    def _keep_room_ticking(self) -> None:
+        """An idle null sink sleeps up to 2 s between renders, so the first recording of its
+        monitor (and of "mic") gets nothing for ~2 s. A low-latency reader kept on
+        room.monitor makes it render every 20 ms: recorders then hear audio within ~0.1 s."""
+        self._keeper = subprocess.Popen(
+            ["parec", "-d", "room.monitor", "--raw", "--rate=16000", "--channels=1", "--latency-msec=20"],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        ready = threading.Event()
+        keeper = self._keeper
+
+        def drain() -> None:
+            while keeper.stdout.read(960):
+                ready.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(10):
+            self.stop()
+            raise PulseUnavailable(f"no audio from room.monitor within 10 s: {self.log_tail()}")
+
     def stop(self) -> None:
-        """Stop the daemon this object started (and only that one)."""
+        """Stop the daemon this object started (and only that one), and its room reader."""
+        if self._keeper is not None:
+            if self._keeper.poll() is None:
+                self._keeper.terminate()
+            self._keeper.wait(timeout=5)
+            self._keeper = None
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
