@@ -8,6 +8,7 @@ streaming, device/precision choices and strict loading.
 from __future__ import annotations
 
 import math
+import random
 import shutil
 from pathlib import Path
 
@@ -87,13 +88,41 @@ def test_same_seed_same_audio_different_seed_differs(engine):
     assert len(other) != len(first) or not np.array_equal(other.samples, first.samples)
 
 
-def test_global_rng_untouched(engine):
-    # tortoise reseeds the global RNGs on every call; our replies use a private generator
+@pytest.mark.parametrize("path", ["fast", "classic"])
+def test_global_rngs_untouched(engine, path):
+    # tortoise reseeds the global torch/numpy/random generators on every call; ours use a private one
     torch.manual_seed(1234)
-    expected = torch.rand(3)
+    np.random.seed(1234)
+    random.seed(1234)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
     torch.manual_seed(1234)
-    engine.synthesize(TEXT, seed=5)
-    assert torch.equal(torch.rand(3), expected)
+    np.random.seed(1234)
+    random.seed(1234)
+    engine.synthesize(TEXT, seed=5, path=path, candidates=1, diffusion_iterations=2)
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
+
+
+def test_classic_same_seed_same_audio_with_interleaved_work(engine):
+    settings = dict(path="classic", candidates=2, diffusion_iterations=3, cond_free=True, seed=11)
+    alone = engine.synthesize(TEXT, **settings)
+    # another reply's model work between every stage must not change this one (private RNG)
+    chunks = engine.stream("Something else entirely.", seed=1)
+
+    def guard_with_interference():
+        next(chunks, None)
+        return engine._guard(rng)
+
+    from assistant.tts.tortoise.inference import classic_synthesize
+    from assistant.tts.tortoise.rng import PrivateRNG
+
+    rng = PrivateRNG(11, "cpu")
+    chosen = engine._settings(None, settings)
+    interleaved = classic_synthesize(
+        engine.models, TEXT, engine.voice_latent(None), engine.voice_latent(None, "diffusion"), chosen,
+        guard_with_interference,
+    )
+    np.testing.assert_array_equal(interleaved.numpy(), alone.samples)
 
 
 def test_stream_yields_chunks_before_generation_ends_and_matches_full(engine):

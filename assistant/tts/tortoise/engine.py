@@ -131,8 +131,7 @@ class TortoiseEngine:
         rng = PrivateRNG(chosen.seed, self.device)
         if chosen.path == "classic":
             diffusion = self.voice_latent(voice, "diffusion")
-            with self._guard(rng):
-                wav = classic_synthesize(self.models, text, latent, diffusion, chosen)
+            wav = classic_synthesize(self.models, text, latent, diffusion, chosen, lambda: self._guard(rng))
         else:
             with self._guard(rng):
                 generation = FastGeneration(self.models, text, latent, chosen)

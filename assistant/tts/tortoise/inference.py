@@ -207,23 +207,30 @@ def stream_chunks(
         target = len(generation.latents) + settings.stream_chunk_tokens
 
 
-@torch.no_grad()
 def classic_synthesize(
     models: TortoiseModels,
     text: str,
     voice_latent: torch.Tensor,
     diffusion_latent: torch.Tensor,
     settings: TortoiseSettings,
+    guard: Callable[[], object],
 ) -> torch.Tensor:
-    """GPT candidates -> CLVP ranking -> diffusion -> UnivNet; 24 kHz samples (1-D, CPU)."""
-    from tortoise.api import do_spectrogram_diffusion, fix_autoregressive_output, load_discrete_vocoder_diffuser
+    """GPT candidates -> CLVP ranking -> diffusion -> UnivNet; 24 kHz samples (1-D, CPU).
+
+    `guard()` is entered per stage, per candidate batch and per diffusion step rather than once:
+    a classic render (pre-rendering in the background) takes tens of seconds on a CPU, and the
+    listener's Whisper must get the model lock in between.
+    """
+    from tortoise.api import fix_autoregressive_output, load_discrete_vocoder_diffuser
+    from tortoise.utils.audio import denormalize_tacotron_mel
 
     gpt = models.autoregressive
-    tokens = text_tokens(models, text)
-    voice_latent = voice_latent.to(models.device)
+    with guard():
+        tokens = text_tokens(models, text)
+        voice_latent = voice_latent.to(models.device)
     batches = []
-    with _autocast(models):
-        for _ in range(settings.candidates // settings.batch_size):
+    for _ in range(settings.candidates // settings.batch_size):
+        with guard(), _autocast(models):
             codes = gpt.inference_speech(
                 voice_latent,
                 tokens,
@@ -236,13 +243,17 @@ def classic_synthesize(
                 repetition_penalty=float(settings.repetition_penalty),
                 max_generate_length=settings.max_mel_tokens,
             )
-            batches.append(F.pad(codes, (0, settings.max_mel_tokens - codes.shape[1]), value=gpt.stop_mel_token))
+        batches.append(F.pad(codes, (0, settings.max_mel_tokens - codes.shape[1]), value=gpt.stop_mel_token))
+    with guard(), _autocast(models):
         samples = torch.cat(batches, dim=0)
         for row in range(samples.shape[0]):
             samples[row] = fix_autoregressive_output(samples[row], gpt.stop_mel_token, complain=False)
         if samples.shape[0] > 1:
             scores = torch.cat(
-                [models.clvp(tokens.repeat(batch.shape[0], 1), batch, return_loss=False) for batch in samples.split(settings.batch_size)]
+                [
+                    models.clvp(tokens.repeat(batch.shape[0], 1), batch, return_loss=False)
+                    for batch in samples.split(settings.batch_size)
+                ]
             )
             best = samples[int(torch.argmax(scores))].unsqueeze(0)
         else:
@@ -263,11 +274,26 @@ def classic_synthesize(
         if calm > 8:
             latents = latents[:, :index]
             break
-    diffuser = load_discrete_vocoder_diffuser(
-        desired_diffusion_steps=settings.diffusion_iterations, cond_free=settings.cond_free, cond_free_k=settings.cond_free_k
-    )
-    mel = do_spectrogram_diffusion(
-        models.diffusion, diffuser, latents, diffusion_latent.to(models.device),
-        temperature=settings.diffusion_temperature, verbose=False,
-    )
-    return models.vocoder.inference(mel).reshape(-1).float().cpu()
+    with guard():
+        diffuser = load_discrete_vocoder_diffuser(
+            desired_diffusion_steps=settings.diffusion_iterations,
+            cond_free=settings.cond_free,
+            cond_free_k=settings.cond_free_k,
+        )
+        # do_spectrogram_diffusion's steps, one at a time: 22.05 kHz codes -> 24 kHz mel frames
+        frames = latents.shape[1] * 4 * 24000 // 22050
+        embeddings = models.diffusion.timestep_independent(latents, diffusion_latent.to(models.device), frames, False)
+        noise = torch.randn((latents.shape[0], 100, frames), device=models.device) * settings.diffusion_temperature
+        steps = diffuser.p_sample_loop_progressive(
+            models.diffusion, noise.shape, noise=noise, model_kwargs={"precomputed_aligned_embeddings": embeddings}
+        )
+    mel = noise
+    while True:
+        with guard():
+            step = next(steps, None)
+        if step is None:
+            break
+        mel = step["sample"]
+    with guard():
+        mel = denormalize_tacotron_mel(mel)[:, :, :frames]
+        return models.vocoder.inference(mel).reshape(-1).float().cpu()

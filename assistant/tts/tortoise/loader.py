@@ -135,7 +135,8 @@ def load_model(part: str, models_dir: Path, sizes: ModelSizes, device: str, *, k
     path = Path(models_dir) / WEIGHT_FILES[part]
     if not path.is_file():
         raise TortoiseUnavailable(f"Tortoise weights missing: {path} (run `assistant models fetch tortoise`)")
-    model = build_model(part, sizes)
+    with torch.random.fork_rng(devices=[]):  # random init is overwritten; keep the global RNG as it was
+        model = build_model(part, sizes)
     load_state_strict(model, path, unwrap="model_g" if part == "vocoder" else None)
     if part == "autoregressive":
         # kv-cache: 3-4x faster generation than tortoise's default (kv_cache=False).
