@@ -8,7 +8,8 @@ Matching runs in stages, each only when the one before found nothing:
 3. the cautious near-miss stage (see `nearmiss`), whose repaired sentence goes through hassil
    again, so slots always come from hassil.
 Range slot values are then corrected for hassil's number-word cache bug (see `ranges`).
-Everything that can be computed ahead (word graphs, vocabulary, range slot tables) is, at load.
+Everything that can be computed ahead (word graphs, vocabulary, range slot tables, hassil's
+number-word tries) is, at load.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from assistant.intents.loader import ExtraList, LoadedCommands, load
 from assistant.intents.model import IntentMatch, IntentSpec
 from assistant.intents.nearmiss import LIGHT_WORDS, MIN_MATCHED, best_near_miss
 from assistant.intents.normalize import candidates, percent_as_word, strip_fillers
-from assistant.intents.ranges import range_slots, range_value, tidy_number
+from assistant.intents.ranges import range_slots, range_value, tidy_number, warm_number_words
 from assistant.intents.wordgraph import WordGraph, build_word_graph, slot_words, tokenize
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
@@ -79,6 +80,9 @@ class CommandSet:
                 if block.slot_lists:
                     words |= slot_words(block.slot_lists, self.language)
         words |= slot_words(all_lists, self.language)
+        warm_number_words(
+            [r for table in self._range_slots.values() for ranges in table.values() for r in ranges], self.language
+        )
         self._vocabulary = sorted(w for w in words if w)
         self._vocabulary_set = frozenset(self._vocabulary)
 

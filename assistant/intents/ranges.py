@@ -19,6 +19,8 @@ from typing import Any
 from hassil.expression import Expression, Group, ListReference, RuleReference, Sentence
 from hassil.intents import RangeSlotList, SlotList
 from hassil.numbers import get_rbnf_engine
+from hassil.parse_expression import parse_sentence
+from hassil.recognize import is_match
 
 _DIGITS = re.compile(r"-?\d+(?:[.,]\d+)?")
 
@@ -100,3 +102,31 @@ def range_value(candidates: list[RangeSlotList], text: str, hassil_value: Any, l
     if results and all(r == results[0] for r in results):
         return results[0]
     return tidy_number(hassil_value)
+
+
+def warm_number_words(slot_lists: list[RangeSlotList], language: str) -> None:
+    """Make hassil build its number-word tries now, not on the first spoken number.
+
+    hassil builds a range's trie lazily: the first "ten seconds" against a 1..3600 range takes
+    ~180 ms. A match through hassil's public `is_match` at load fills its cache; it is built
+    without multiplier, so the cache holds plain numbers (our values are recomputed anyway).
+    """
+    seen: set[tuple] = set()
+    probe = parse_sentence("{n}")
+    for slot_list in slot_lists:
+        if not slot_list.words:
+            continue
+        lang = slot_list.words_language or language
+        key = (lang, slot_list.start, slot_list.stop, slot_list.step, slot_list.fraction_type)
+        if key in seen:
+            continue
+        seen.add(key)
+        plain_range = RangeSlotList(
+            name="n", start=slot_list.start, stop=slot_list.stop, step=slot_list.step, fraction_type=slot_list.fraction_type
+        )
+        try:
+            words = next(iter(_number_words(*key)), None)
+        except (ValueError, KeyError):
+            continue
+        if words is not None:
+            is_match(words, probe, slot_lists={"n": plain_range}, language=lang)
