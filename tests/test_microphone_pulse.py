@@ -199,6 +199,17 @@ def test_sound_server_gone_the_stream_is_reopened_with_backoff(own_pulse, caplog
     assert "microphone pulse lost" in caplog.text and "microphone reopened" in caplog.text
 
 
+def test_a_listener_that_falls_behind_loses_the_oldest_audio_not_the_stream(pulse, caplog):
+    source = MicrophoneSource("pulse", max_queue_seconds=0.3)
+    time.sleep(1.0)  # nobody reads: the 0.3 s queue overflows
+    frames = source.frames()
+    first = [next(frames) for _ in range(5)]
+    assert source.dropped_blocks > 10 and all(len(f) == 960 for f in first)
+    assert "fell behind" in caplog.text
+    source.close()
+    assert list(frames) == []
+
+
 def test_close_from_another_thread_ends_frames_promptly(pulse):
     source = MicrophoneSource("pulse")
     recorder = Recorder(source)

@@ -320,6 +320,7 @@ class MicrophoneSource:
         delay = self.backoff_seconds
         next_attempt = 0.0
         attempts = 0
+        reported_drops = 0
         while self.state != "closed":
             if self._stream is None:
                 wait = next_attempt - time.monotonic()
@@ -356,6 +357,9 @@ class MicrophoneSource:
                 self.reopen_count += 1
                 log.info("microphone reopened after %.1f s (%d attempts)", time.monotonic() - self._lost_at, attempts)
             delay, attempts = self.backoff_seconds, 0
+            if self.dropped_blocks != reported_drops:
+                log.warning("microphone: the listener fell behind; %d blocks (30 ms each) dropped so far", self.dropped_blocks)
+                reported_drops = 0
             samples = np.frombuffer(block, dtype="<i2").astype(np.float32) / 32768.0
             if self._channels > 1:
                 samples = samples.reshape(-1, self._channels).mean(axis=1)
