@@ -200,3 +200,16 @@ def test_number_words_are_ready_at_load(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hassil.string_matcher, "_build_range_trie", not_at_match_time)
     assert commands.match("wait ten seconds").slots == {"s": 20}
+
+
+def test_handler_fields_may_be_used_in_replies(tmp_path):
+    commands = load_commands(write(tmp_path, '''
+        intents:
+          GetTime:
+            sentences: ["what time is it"]
+            handler: {builtin: time}
+            reply: "It's {time}."
+        '''))
+    spec = commands.intents["GetTime"]
+    assert spec.handler is not None and "time" in spec.handler.reply_fields()
+    assert commands.static_replies() == []

@@ -29,7 +29,7 @@ from assistant.intents.model import IntentMatch, IntentSpec
 from assistant.intents.nearmiss import LIGHT_WORDS, MIN_MATCHED, best_near_miss
 from assistant.intents.normalize import candidates, percent_as_word, strip_fillers
 from assistant.intents.ranges import range_slots, range_value, tidy_number, warm_number_words
-from assistant.intents.wordgraph import WordGraph, build_word_graph, slot_words, tokenize
+from assistant.intents.wordgraph import WORD, WordGraph, build_word_graph, slot_words, tokenize
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 # Voice commands are short; a transcript longer than this is not "a command with one slip".
@@ -83,8 +83,15 @@ class CommandSet:
         warm_number_words(
             [r for table in self._range_slots.values() for ranges in table.values() for r in ranges], self.language
         )
-        self._vocabulary = sorted(w for w in words if w)
-        self._vocabulary_set = frozenset(self._vocabulary)
+        self._vocabulary_set = frozenset(w for w in words if w)
+        # The grammar's own spelling where it has one ("I", not "i"): Whisper copies the prompt.
+        spelling: dict[str, str] = {}
+        for _, graph in self._graphs:
+            for out in graph.edges:
+                for edge in out:
+                    if edge.kind == WORD and edge.key not in spelling:
+                        spelling[edge.key] = edge.out.strip(".,!?;:\"")
+        self._vocabulary = sorted((spelling.get(w) or w for w in self._vocabulary_set), key=str.casefold)
 
     # -- the contract --------------------------------------------------------------------------
 
