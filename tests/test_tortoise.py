@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 import shutil
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,29 @@ def test_stream_yields_chunks_before_generation_ends_and_matches_full(engine):
     # last 1024 samples, so no crossfade is used or needed.
     assert len(joined) == len(full)
     np.testing.assert_allclose(joined, full.samples, atol=1e-5, rtol=0)
+
+
+def test_interleaved_streams_do_not_disturb_each_other(engine):
+    # Two replies streamed at once (e.g. the HTTP API and the listen loop): the GPT's prompt
+    # embedding lives on the shared model and the RNG is global, so both must be per reply.
+    alone = engine.synthesize(TEXT, seed=21)
+    other_alone = engine.synthesize("Five minutes.", seed=22)
+    first, second = engine.stream(TEXT, seed=21), engine.stream("Five minutes.", seed=22)
+    got_first, got_second = [], []
+    for a, b in zip_longest(first, second):
+        got_first += [a] if a is not None else []
+        got_second += [b] if b is not None else []
+    np.testing.assert_allclose(np.concatenate([c.samples for c in got_first]), alone.samples, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        np.concatenate([c.samples for c in got_second]), other_alone.samples, atol=1e-5, rtol=0
+    )
+
+
+def test_corrupt_sizes_file_is_unavailable(models_dir, tmp_path):
+    broken = _copy(models_dir, tmp_path)
+    (broken / "sizes.json").write_text("{not json")
+    with pytest.raises(TortoiseWeightsError, match="sizes"):
+        TortoiseEngine(models_dir=broken, device="cpu")
 
 
 def test_stream_decoding_work_is_linear(engine):

@@ -149,7 +149,8 @@ def test_changed_clip_invalidates(models_dir, tmp_path):
     assert engine.latent_cache.stats.computed == 2
     assert not torch.equal(before, after)
     files = list((tmp_path / "latents").glob("changing.autoregressive.*.pt"))
-    assert len(files) == 1  # the stale latent was pruned
+    assert len(files) == 1  # the stale latent was pruned, on disk and in memory
+    assert len(engine.latent_cache._memory) == 1
 
 
 def test_changed_weights_invalidate(models_dir, tmp_path):

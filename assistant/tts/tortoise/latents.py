@@ -111,6 +111,7 @@ class LatentCache:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = Path(directory) if directory else paths.cache_dir() / "latents"
         self._memory: dict[str, torch.Tensor] = {}
+        self._current: dict[tuple[str, str], str] = {}  # (voice, part) -> key held in memory
         self._lock = threading.Lock()
         self.stats = CacheStats()
 
@@ -151,6 +152,10 @@ class LatentCache:
                 self.stats.computed += 1
                 self._write(path, key, latent)
                 self._prune(voice, part, keep=path)
+            stale = self._current.get((voice, part))
+            if stale is not None and stale != key:
+                self._memory.pop(stale, None)  # a changed clip or new weights: drop the old latent
+            self._current[(voice, part)] = key
             self._memory[key] = latent
             return latent
 
@@ -196,3 +201,4 @@ class LatentCache:
     def clear_memory(self) -> None:
         with self._lock:
             self._memory.clear()
+            self._current.clear()

@@ -245,4 +245,9 @@ def open_models(models_dir: Path, device: str, half: bool, sizes: ModelSizes | N
         raise TortoiseUnavailable(
             f"Tortoise weights missing in {models_dir}: {', '.join(missing)} (run `assistant models fetch tortoise`)"
         )
-    return TortoiseModels(models_dir, sizes or ModelSizes.for_models_dir(models_dir), device, half)
+    if sizes is None:
+        try:
+            sizes = ModelSizes.for_models_dir(models_dir)
+        except ValueError as exc:
+            raise TortoiseWeightsError(str(exc)) from exc
+    return TortoiseModels(models_dir, sizes, device, half)
