@@ -108,11 +108,11 @@ class TortoiseEngine:
 
     def decoder_context(self) -> DecoderContext:
         """The HiFiGAN decoder's edge reach, measured once per engine (~1 s at full size on a CPU)."""
-        if self._decoder_context is None:
-            with MODEL_LOCK:
+        with MODEL_LOCK:
+            if self._decoder_context is None:
                 self._decoder_context = measure_decoder_context(self.models)
-            log.debug("HiFiGAN decoder context: %s", self._decoder_context)
-        return self._decoder_context
+                log.debug("HiFiGAN decoder context: %s", self._decoder_context)
+            return self._decoder_context
 
     @staticmethod
     def _check_text(text: str) -> str:
@@ -135,7 +135,10 @@ class TortoiseEngine:
         else:
             with self._guard(rng):
                 generation = FastGeneration(self.models, text, latent, chosen)
-                generation.run_until(chosen.max_mel_tokens + 1)
+            while not generation.done:  # lock released between batches of steps, as when streaming
+                with self._guard(rng):
+                    generation.run_until(len(generation.latents) + chosen.stream_chunk_tokens)
+            with self._guard(rng):
                 wav = generation.decode() if generation.latents else torch.zeros(0)
         return Audio(wav.numpy().astype(np.float32), OUTPUT_SAMPLE_RATE)
 
