@@ -191,3 +191,13 @@ def test_speaker_is_speaking_until_the_reply_has_played(pulse, player, tmp_path)
         assert not speaker.is_speaking
 
     assert loud_seconds(record(pulse, tmp_path / "whole", whole)) > 0.2
+
+
+def test_say_without_out_plays_on_the_default_device(pulse, tmp_path, monkeypatch) -> None:
+    from assistant.cli import main
+
+    monkeypatch.setenv("ASSISTANT_HOME", str(tmp_path / "home"))
+    codes = []
+    heard = record(pulse, tmp_path, lambda: codes.append(main(["say", "The kitchen light is on.", "--engine", "espeak"])))
+    assert codes and set(codes) == {0}
+    assert loud_seconds(heard) > 0.5

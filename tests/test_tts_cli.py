@@ -51,3 +51,9 @@ def test_voices_list_and_add(tmp_path, capsys) -> None:
 def test_voices_latents_without_weights_says_how_to_get_them(capsys) -> None:
     assert main(["voices", "latents", "dotrice"]) == 2
     assert "models fetch tortoise" in capsys.readouterr().err
+
+
+def test_say_to_a_missing_device_is_a_clear_error(capsys) -> None:
+    assert main(["say", "hello", "--engine", "espeak", "--device", "no-such-device"]) == 2
+    err = capsys.readouterr().err
+    assert "no output device 'no-such-device'" in err and "--out" in err

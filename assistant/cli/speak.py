@@ -54,9 +54,13 @@ def _say(args: argparse.Namespace) -> int:
             log.info("%s: %.2f s of audio by %s in %.2f s", args.out, audio.duration, speech.stats.last_engine,
                      time.perf_counter() - started)
             return 0
-        from assistant.playback import DevicePlayer
+        from assistant.playback import DevicePlayer, PlaybackUnavailable
 
-        player = DevicePlayer(_device(args.device))
+        try:
+            player = DevicePlayer(_device(args.device))
+        except PlaybackUnavailable as exc:
+            print(f"assistant say: {exc}", file=sys.stderr)
+            return 2
         for chunk in speech.stream(args.text):
             player.play(chunk)
         player.wait()

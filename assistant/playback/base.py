@@ -7,6 +7,10 @@ from typing import Protocol, runtime_checkable
 from assistant.tts.base import Audio
 
 
+class PlaybackUnavailable(RuntimeError):
+    """No usable output device (none present, or the named one is not there)."""
+
+
 @runtime_checkable
 class Player(Protocol):
     def play(self, audio: Audio) -> None:

@@ -16,6 +16,7 @@ import threading
 
 import numpy as np
 
+from assistant.playback.base import PlaybackUnavailable
 from assistant.tts.base import Audio
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,19 @@ BLOCK_SECONDS = 0.04
 
 
 def default_output_rate(device: int | str | None = None) -> int:
-    """The device's preferred sample rate (PortAudio's default for it)."""
+    """The device's preferred sample rate (PortAudio's default for it).
+
+    Raises PlaybackUnavailable when there is no such output device (or none at all).
+    """
     import sounddevice
 
-    info = sounddevice.query_devices(device, "output")
+    try:
+        info = sounddevice.query_devices(device, "output")
+    except (sounddevice.PortAudioError, ValueError) as exc:
+        which = "no default output device" if device is None else f"no output device {device!r}"
+        raise PlaybackUnavailable(
+            f"{which} ({exc}); `assistant devices` lists them, `assistant say --out FILE.wav` writes a file instead"
+        ) from exc
     return int(info["default_samplerate"])
 
 
@@ -35,7 +45,10 @@ class DevicePlayer:
     """`device` is a sounddevice output index or name substring; None = the system default."""
 
     def __init__(self, device: int | str | None = None, *, volume: float = 1.0) -> None:
-        import sounddevice  # fail here, clearly, when PortAudio is missing
+        try:
+            import sounddevice
+        except OSError as exc:  # the PortAudio library itself is missing
+            raise PlaybackUnavailable(f"PortAudio is missing ({exc}): install the Debian package libportaudio2") from exc
 
         self._sd = sounddevice
         self.device = device

@@ -180,17 +180,19 @@ class Speech:
                 continue
             engine_voice = voice if index == 0 else None
             if index > 0:
-                self.stats.fallbacks += 1
+                with self._lock:
+                    self.stats.fallbacks += 1
             yield spoken, built, engine_voice, CacheKey(name, engine_voice, spoken, settings_key(built))
 
     def _cached(self, key: CacheKey) -> Audio | None:
         if self.cache is None:
             return None
         audio = self.cache.get(key)
-        if audio is None:
-            self.stats.cache_misses += 1
-        else:
-            self.stats.cache_hits += 1
+        with self._lock:
+            if audio is None:
+                self.stats.cache_misses += 1
+            else:
+                self.stats.cache_hits += 1
         return audio
 
     def _count(self, name: str) -> None:
@@ -299,7 +301,8 @@ class Speech:
         for done, text in enumerate(texts, start=1):
             try:
                 self.synthesize(text, voice, engine, check=self.settings.check_prerendered)
-                self.stats.prerendered += 1
+                with self._lock:
+                    self.stats.prerendered += 1
             except Exception as exc:  # one bad reply must not stop the others
                 failed += 1
                 log.error("pre-rendering %r failed: %s", text, exc)
