@@ -210,6 +210,18 @@ def test_a_listener_that_falls_behind_loses_the_oldest_audio_not_the_stream(puls
     assert list(frames) == []
 
 
+def test_audio_from_before_listening_started_is_not_answered(pulse):
+    source = MicrophoneSource("pulse")
+    play(pulse, "stop.wav")  # spoken while, say, Whisper was still loading
+    recorder = Recorder(source)
+    recorder.wait_frames(80)  # more than the queued "stop" would take to close a segment
+    assert recorder.segments == []
+    play(pulse, "what_time.wav")
+    (segment,) = recorder.wait_for(1)
+    assert similarity(segment.audio, "what_time.wav") > 0.6
+    recorder.stop()
+
+
 def test_close_from_another_thread_ends_frames_promptly(pulse):
     source = MicrophoneSource("pulse")
     recorder = Recorder(source)

@@ -312,10 +312,22 @@ class MicrophoneSource:
     # -- the AudioSource interface ---------------------------------------------------------------
 
     def frames(self) -> Iterator[bytes]:
-        """Frames until close(). A lost device is reopened here: at once, then after
+        """Frames until close(), from the moment of this call on. A lost device is reopened here: at once, then after
         backoff_seconds doubling up to max_backoff_seconds. The source counts as back ("open",
         reopen_count + 1) only when the new stream delivers audio, since a stream can open and
         die at once while its server is still away."""
+        stale = 0
+        while True:  # audio from before anyone listened (models loading) would be answered late
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _CLOSED:
+                self.state = "closed"
+                break
+            stale += 1
+        if stale:
+            log.debug("microphone: skipped %d blocks captured before listening started", stale)
         pending = np.zeros(0, dtype=np.float32)
         delay = self.backoff_seconds
         next_attempt = 0.0
