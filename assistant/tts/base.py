@@ -115,14 +115,18 @@ class Audio:
         return cls(np.concatenate([part.samples for part in parts]), rate)
 
     def resampled(self, sample_rate: int) -> Audio:
-        """Linear-interpolation resampling: good enough for speech playback and Whisper input,
-        with no extra dependency (the device or Whisper wants a rate the engine does not make)."""
+        """Polyphase resampling with an anti-aliasing filter (scipy's resample_poly): engines
+        make 22.05 or 24 kHz, devices want 44.1/48 kHz and Whisper 16 kHz; plain interpolation
+        would fold 8-12 kHz hiss into the band Whisper listens to."""
         if sample_rate == self.sample_rate or len(self.samples) == 0:
             return Audio(self.samples.copy(), sample_rate)
-        count = int(round(len(self.samples) * sample_rate / self.sample_rate))
-        positions = np.arange(count, dtype=np.float64) * (self.sample_rate / sample_rate)
-        resampled = np.interp(positions, np.arange(len(self.samples)), self.samples)
-        return Audio(resampled.astype(np.float32), sample_rate)
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        common = gcd(self.sample_rate, sample_rate)
+        resampled = resample_poly(self.samples, sample_rate // common, self.sample_rate // common)
+        return Audio(np.clip(resampled, -1.0, 1.0).astype(np.float32), sample_rate)
 
 
 @runtime_checkable
