@@ -8,6 +8,7 @@ streaming, device/precision choices and strict loading.
 from __future__ import annotations
 
 import math
+import os
 import random
 import shutil
 from itertools import zip_longest
@@ -31,6 +32,7 @@ from assistant.tts.tortoise import (
 from assistant.tts.tortoise.config import WEIGHT_FILES
 from assistant.tts.tortoise.latents import LatentCache
 from assistant.tts.tortoise.tiny import write_random_models
+from assistant.tts.voices import add_voice, get_voice, user_voices_dir
 
 TEXT = "Turning on the kitchen lights."
 MAX_TOKENS = 60
@@ -285,6 +287,22 @@ def test_published_sizes_are_the_default():
     assert sizes.autoregressive["layers"] == 30 and sizes.autoregressive["model_dim"] == 1024
     assert sizes.hifigan["upsample_factors"] == [8, 8, 2, 2]
     assert sizes.diffusion["model_channels"] == 1024 and sizes.clvp["text_enc_depth"] == 20
+
+
+def test_cache_key_covers_settings_weights_and_voice(models_dir, tmp_path, home):
+    copy = _copy(models_dir, tmp_path)
+    engine = TortoiseEngine(models_dir=copy, device="cpu")
+    key = engine.cache_key()
+    assert key == engine.cache_key("dotrice") == TortoiseEngine(models_dir=copy, device="cpu").cache_key()
+    assert TortoiseEngine(TortoiseSettings(seed=9), models_dir=copy, device="cpu").cache_key() != key
+    path = copy / WEIGHT_FILES["hifigan"]
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # new weights
+    assert engine.cache_key() != key
+    voice = add_voice("keyed", [get_voice("dotrice").clips[0]])
+    before = engine.cache_key("keyed")
+    voice.clips[0].write_bytes(voice.clips[0].read_bytes()[:-2000])  # the user re-records a clip
+    assert engine.cache_key("keyed") != before
+    shutil.rmtree(user_voices_dir() / "keyed")
 
 
 def test_presets_and_settings_validation():

@@ -10,6 +10,7 @@ so interleaved work changes neither the reply nor anyone else's randomness.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,6 +74,25 @@ class TortoiseEngine:
     def available(models_dir: str | Path | None = None) -> bool:
         """True when every weight file is present (cheap: no loading)."""
         return not missing_weights(Path(models_dir) if models_dir else default_models_dir())
+
+    def cache_key(self, voice: str | None = None) -> str:
+        """Everything that changes a rendered reply besides its text, for the reply cache.
+
+        Settings, the identity of the weights the chosen path uses, precision, the latent settings
+        and the voice's clips (re-recording a clip must not replay replies in the old voice).
+        """
+        parts = ("autoregressive", "hifigan") if self.settings.path == "fast" else (
+            "autoregressive", "clvp", "diffusion", "vocoder"
+        )
+        found = get_voice(voice or self.default_voice)
+        fields = [
+            self.settings.cache_key(),
+            *(self.models.part_identity(part) for part in parts),
+            f"half={self.half}",
+            self.latent_settings.describe(),
+            f"voice={found.name}:{found.digest()}",
+        ]
+        return hashlib.sha256("\n".join(fields).encode()).hexdigest()
 
     def load(self) -> None:
         """Load the fast path's models (and measure the decoder) now instead of on the first reply."""
