@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "assistant.cli.chat",
     "assistant.cli.intents",
     "assistant.cli.models",
+    "assistant.cli.service",
     "assistant.cli.speak",
 )
 

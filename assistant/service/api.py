@@ -19,7 +19,6 @@ import ipaddress
 import json
 import logging
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from assistant.audio import SAMPLE_RATE, AudioFormatError, read_wav, resample
+from assistant.audio import SAMPLE_RATE, AudioFormatError, decode_wav, resample
 from assistant.service.metrics import ServiceMetrics
 from assistant.service.openapi import openapi_document
 from assistant.tts.base import TTSUnavailable
@@ -335,19 +334,11 @@ def _next_chunk(chunks: Iterator[Any]) -> Any:
 
 
 def _decode_wav(body: bytes) -> np.ndarray:
-    """WAV bytes (any rate, channels, PCM/float layout `read_wav` takes) -> float32 16 kHz mono.
-
-    Goes through a temporary file because `read_wav` reads paths; the body is capped, so this
-    costs a few milliseconds at most.
-    """
-    with tempfile.NamedTemporaryFile(suffix=".wav", prefix="api-") as tmp:
-        tmp.write(body)
-        tmp.flush()
-        try:
-            samples, rate = read_wav(tmp.name)
-        except AudioFormatError as exc:
-            message = str(exc).replace(tmp.name, "request body")
-            raise ApiError(400, "bad_request", f"POST /v1/transcribe: {message}") from exc
+    """WAV bytes (any rate, channels, PCM/float layout) -> float32 16 kHz mono."""
+    try:
+        samples, rate = decode_wav(body, "request body")
+    except AudioFormatError as exc:
+        raise ApiError(400, "bad_request", f"POST /v1/transcribe: {exc}") from exc
     if rate != SAMPLE_RATE:
         samples = resample(samples, rate, SAMPLE_RATE)
     return np.ascontiguousarray(samples, dtype=np.float32)
@@ -406,6 +397,18 @@ class ApiServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+
+    def responsive(self, timeout: float = 5.0) -> bool:
+        """True when the API's event loop runs a no-op within `timeout` (for the watchdog)."""
+        if not self._thread.is_alive() or self._loop.is_closed():
+            return False
+        future = asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self._loop)
+        try:
+            future.result(timeout=timeout)
+        except Exception:  # noqa: BLE001 - a timeout or a closed loop both mean "not responding"
+            future.cancel()
+            return False
+        return True
 
     @property
     def url(self) -> str:

@@ -1,0 +1,129 @@
+"""`assistant serve`, `assistant service install`, `assistant doctor`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from assistant.service.units import PROJECT_ROOT
+
+TOKEN_ENV = "ASSISTANT_API_TOKEN"
+
+
+def _default_commands() -> str:
+    local = Path("commands.yaml")
+    return str(local if local.is_file() else PROJECT_ROOT / "commands.yaml")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser("serve", help="run the assistant: listen loop and HTTP API over warm models")
+    serve.add_argument("--commands", default=None, help="commands file (default ./commands.yaml, else the project's)")
+    _api_args(serve)
+    serve.add_argument("--no-api", action="store_true", help="no HTTP API")
+    source = serve.add_mutually_exclusive_group()
+    source.add_argument("--input", metavar="FILE", help="listen to a WAV file (or - for raw 16 kHz s16le on stdin) instead of the microphone")
+    source.add_argument("--no-mic", action="store_true", help="no listen loop: serve the API only")
+    serve.add_argument("--mic", metavar="DEVICE", help="input device index or name substring (default: the system's)")
+    serve.add_argument("--model", default="tiny.en", help="Whisper model (default tiny.en)")
+    serve.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N, mps, xpu")
+    serve.add_argument("--engine", default="auto", help="TTS engine: auto, tortoise, piper, espeak")
+    serve.add_argument("--voice", default=None, help="TTS voice (Tortoise voice name, Piper model, espeak voice)")
+    serve.add_argument("--no-speak", action="store_true", help="log replies instead of playing them")
+    serve.add_argument("--output-device", metavar="DEVICE", help="output device index or name substring")
+    serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between checks of the commands file")
+    serve.set_defaults(func=_serve)
+
+    service = subparsers.add_parser("service", help="install the assistant as a systemd service")
+    sub = service.add_subparsers(dest="service_command", required=True)
+    install = sub.add_parser("install", help="write the systemd unit with this checkout's paths and print the systemctl commands")
+    kind = install.add_mutually_exclusive_group()
+    kind.add_argument("--user", dest="kind", action="store_const", const="user", help="a user unit (default; audio servers run per user)")
+    kind.add_argument("--system", dest="kind", action="store_const", const="system", help="a system unit (headless box, ALSA)")
+    install.add_argument("--commands", default=None, help="commands file the service loads (default as for serve)")
+    install.add_argument("--host", default=None, help="API address to put in the unit")
+    install.add_argument("--port", type=int, default=None, help="API port to put in the unit")
+    install.add_argument("--token-file", default=None, help="file holding the API bearer token (needed off loopback)")
+    install.add_argument("--output", default=None, help="write the unit here instead of the systemd folder")
+    install.set_defaults(func=_install, kind="user")
+
+    doctor = subparsers.add_parser("doctor", help="check audio devices, models, voices, GPU and the service; say how to fix problems")
+    doctor.add_argument("--commands", default=None, help="commands file to check (default as for serve)")
+    doctor.add_argument("--no-checksums", action="store_true", help="skip hashing the (large) Tortoise weights")
+    doctor.set_defaults(func=_doctor)
+
+
+def _api_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1; others need a token)")
+    parser.add_argument("--port", type=int, default=8765, help="API port (default 8765)")
+    parser.add_argument("--token-file", default=None,
+                        help=f"file holding the API bearer token (or set {TOKEN_ENV}); required off loopback")
+
+
+def _read_token(path: str | None) -> str | None:
+    if path:
+        token = Path(path).expanduser().read_text().strip()
+        if not token:
+            raise ValueError(f"{path}: the token file is empty")
+        return token
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from assistant.intents import CommandsError
+    from assistant.service.api import ApiConfigError, ApiSettings
+    from assistant.service.app import ServeOptions, serve
+
+    try:
+        token = _read_token(args.token_file)
+    except (OSError, ValueError) as exc:
+        print(f"assistant serve: {exc}", file=sys.stderr)
+        return 2
+    options = ServeOptions(
+        commands=Path(args.commands or _default_commands()).resolve(),
+        api=None if args.no_api else ApiSettings(host=args.host, port=args.port, token=token),
+        listen=not args.no_mic, input=args.input, mic_device=args.mic, whisper_model=args.model,
+        device=args.device, engine=args.engine, voice=args.voice, speak=not args.no_speak,
+        output_device=args.output_device, reload_interval=args.reload_interval,
+    )
+    try:
+        return serve(options)
+    except (CommandsError, ApiConfigError) as exc:
+        print(f"assistant serve: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"assistant serve: {exc}", file=sys.stderr)
+        return 1
+
+
+def _install(args: argparse.Namespace) -> int:
+    from assistant.service.units import InstallError, UnitOptions, install, next_steps
+
+    serve_args: list[str] = []
+    if args.host:
+        serve_args += ["--host", args.host]
+    if args.port is not None:
+        serve_args += ["--port", str(args.port)]
+    if args.token_file:
+        serve_args += ["--token-file", str(Path(args.token_file).expanduser().resolve())]
+    options = UnitOptions(kind=args.kind, commands=Path(args.commands or _default_commands()).resolve(),
+                          serve_args=tuple(serve_args))
+    try:
+        target = install(options, Path(args.output).resolve() if args.output else None)
+    except InstallError as exc:
+        print(f"assistant service install: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {target}")
+    print("now run:")
+    for line in next_steps(args.kind, target):
+        print(f"  {line}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from assistant.service.doctor import FAIL, default_checks, report, run_checks
+
+    findings = run_checks(default_checks(Path(args.commands or _default_commands()), checksums=not args.no_checksums))
+    print(report(findings))
+    return 1 if any(f.status == FAIL for f in findings) else 0
