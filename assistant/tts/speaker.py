@@ -25,10 +25,11 @@ class Speaker:
         self.player = player
         self.voice = voice
         self.engine = engine
-        self._queue: queue.Queue[tuple[int, str]] = queue.Queue()
+        self._queue: queue.Queue[tuple[int, str] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._generation = 0
         self._rendering = 0
+        self._pending: dict[int, int] = {}  # generation -> replies not yet fully handed to the player
         self._idle = threading.Event()
         self._idle.set()
         self._worker = threading.Thread(target=self._run, name="speaker", daemon=True)
@@ -36,13 +37,16 @@ class Speaker:
 
     @property
     def is_speaking(self) -> bool:
+        """Rendering or playing a reply that `stop` has not cancelled. A cancelled reply whose
+        current chunk is still being generated does not count: it will never be played."""
         with self._lock:
-            busy = self._rendering > 0 or not self._queue.empty()
+            busy = self._pending.get(self._generation, 0) > 0
         return busy or self.player.is_playing
 
     def say(self, text: str) -> None:
         with self._lock:
             self._rendering += 1
+            self._pending[self._generation] = self._pending.get(self._generation, 0) + 1
             self._idle.clear()
             self._queue.put((self._generation, text))
 
@@ -50,6 +54,12 @@ class Speaker:
         with self._lock:
             self._generation += 1
         self.player.stop()
+
+    def close(self) -> None:
+        """Stop speaking and end the worker thread."""
+        self.stop()
+        self._queue.put(None)
+        self._worker.join(timeout=5)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every queued reply has been rendered and handed to the player."""
@@ -61,7 +71,10 @@ class Speaker:
 
     def _run(self) -> None:
         while True:
-            generation, text = self._queue.get()
+            item = self._queue.get()
+            if item is None:
+                return
+            generation, text = item
             try:
                 if self._current(generation):
                     for chunk in self.speech.stream(text, self.voice, self.engine):
@@ -73,5 +86,8 @@ class Speaker:
             finally:
                 with self._lock:
                     self._rendering -= 1
+                    self._pending[generation] -= 1
+                    if not self._pending[generation]:
+                        del self._pending[generation]
                     if self._rendering == 0:
                         self._idle.set()
