@@ -114,6 +114,14 @@ def test_voice_goes_to_the_first_engine_only(engines, tmp_path) -> None:
     assert engines["piper"].calls == [("hello", None)]
 
 
+def test_the_configured_voice_stays_with_the_configured_engine(engines, tmp_path) -> None:
+    speech = make_speech(engines, tmp_path, engine="espeak", voice="en-gb")
+    speech.synthesize("hello")
+    assert engines["espeak"].calls == [("hello", "en-gb")]
+    speech.synthesize("hello", engine="piper")  # another engine asked for: its own default voice
+    assert engines["piper"].calls == [("hello", None)]
+
+
 def test_a_failing_engine_falls_back_for_that_reply(engines, tmp_path, caplog) -> None:
     factories = {"tortoise": Broken, "piper": lambda: engines["piper"], "espeak": lambda: engines["espeak"]}
     speech = Speech(factories=factories, cache=ReplyCache(tmp_path))

@@ -36,7 +36,7 @@ class SpeechSettings:
     """"auto" (walk `fallback`) or one engine name to try first."""
     fallback: tuple[str, ...] = ENGINES
     voice: str | None = None
-    """Default voice for the first engine tried (None: that engine's own default)."""
+    """Voice for the configured engine (the first of the chain); None: its own default."""
     device: str = "auto"
     """Compute device for Tortoise."""
     cache: bool = True
@@ -173,8 +173,12 @@ class Speech:
         spoken = normalize(text) if self.settings.normalize_text else " ".join(text.split())
         if not spoken:
             raise ValueError("nothing to say: the text is empty")
-        voice = voice or self.settings.voice
-        for index, name in enumerate(self.chain(engine)):
+        chain = self.chain(engine)
+        if voice is None and chain[0] == self.chain()[0]:
+            # The configured voice belongs to the configured engine: `engine="espeak"` on a
+            # Tortoise set-up must not hand espeak-ng a Tortoise voice name.
+            voice = self.settings.voice
+        for index, name in enumerate(chain):
             built = self.engine(name)
             if built is None:
                 continue
