@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,14 @@ def weights_identity(models_dir: Path, part: str) -> str:
 
 
 def import_tortoise() -> None:
-    """Import tortoise with torchaudio available and streaming generation installed."""
+    """Import tortoise with torchaudio available and streaming generation installed.
+
+    Two warnings tortoise's code triggers on every load or reply are silenced (by exact message):
+    its models use the older weight_norm API, and its streaming generator configures generation
+    the way transformers 4.31 calls deprecated. Neither is actionable for a user.
+    """
+    warnings.filterwarnings("ignore", message=r"`torch\.nn\.utils\.weight_norm` is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="You have modified the pretrained model configuration", category=UserWarning)
     ensure_torchaudio()
     from tortoise.models.stream_generator import init_stream_support
 
