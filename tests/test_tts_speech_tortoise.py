@@ -68,3 +68,17 @@ def test_self_check_retries_with_a_new_seed(tortoise, tmp_path) -> None:
     speech.synthesize("Hello there.")
     seed = tortoise.settings.seed
     assert counting.calls == [{}, {"seed": seed + 1}]
+
+
+def test_voices_latents_cli_computes_once_then_reads_the_cache(tmp_path, monkeypatch, capsys) -> None:
+    from assistant.cli import main
+    from assistant.tts.tortoise.tiny import write_random_models
+
+    monkeypatch.setenv("ASSISTANT_HOME", str(tmp_path))
+    write_random_models(tmp_path / "data" / "models" / "tortoise")
+    assert main(["voices", "latents", "dotrice"]) == 0
+    first = capsys.readouterr()
+    assert "dotrice: autoregressive latent computed" in first.out
+    assert "] " in first.err and "/" in first.err  # the progress bar
+    assert main(["voices", "latents", "dotrice"]) == 0
+    assert "dotrice: autoregressive latent cached" in capsys.readouterr().out
