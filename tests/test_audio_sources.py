@@ -17,6 +17,7 @@ from assistant.audio import (
     StdinSource,
     WavFileSource,
     decode_wav,
+    open_source,
     float_to_pcm16,
     pcm16_to_float,
     read_wav,
@@ -218,3 +219,13 @@ def test_close_stops_a_source_early():
     next(it)
     source.close()
     assert list(it) == [] and source.state == "closed"
+
+
+def test_open_source_picks_file_or_stdin_from_the_input_argument(monkeypatch):
+    wav = open_source(str(AUDIO / "stop.wav"))
+    assert isinstance(wav, WavFileSource) and wav.duration > 1
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(bytes(FRAME_BYTES))))
+    stdin = open_source("-")
+    assert isinstance(stdin, StdinSource) and list(stdin.frames()) == [bytes(FRAME_BYTES)]
+    with pytest.raises(AudioFormatError, match="nope.wav"):
+        open_source("nope.wav")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.audio import MicrophoneSource, list_input_devices, read_wav
+from assistant.audio import MicrophoneSource, list_input_devices, open_source, read_wav
 from assistant.audio.microphone import AudioDeviceError, resolve_input_device
 from assistant.vad import SpeechSegment, VadSegmenter
 
@@ -120,6 +120,9 @@ def test_devices_are_listed_and_found_by_name_or_index(pulse):
         resolve_input_device("usb headset")
     with pytest.raises(AudioDeviceError, match="no input device with index 999"):
         MicrophoneSource(999)
+    microphone = open_source(None, "pulse")
+    assert isinstance(microphone, MicrophoneSource) and microphone.device_name == "pulse"
+    microphone.close()
 
 
 def test_microphone_hears_a_one_word_command_played_into_the_room(pulse):

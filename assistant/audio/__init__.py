@@ -46,13 +46,25 @@ class AudioSource(Protocol):
 
 
 from assistant.audio.sources import StdinSource, WavFileSource  # noqa: E402
-from assistant.audio.microphone import MicrophoneSource, list_input_devices  # noqa: E402
+from assistant.audio.microphone import AudioDeviceError, MicrophoneSource, list_input_devices  # noqa: E402
+
+
+def open_source(input: str | None = None, device: str | int | None = None) -> AudioSource:
+    """The source a command line asks for: `input` None = the microphone `device` (None: the
+    default one), "-" = raw s16le 16 kHz mono on stdin, anything else = a WAV file. Raises
+    AudioFormatError (bad file) or AudioDeviceError (no such microphone)."""
+    if input is None:
+        return MicrophoneSource(device)
+    if input == "-":
+        return StdinSource()
+    return WavFileSource(input)
 
 __all__ = [
     "FRAME_BYTES",
     "FRAME_MS",
     "FRAME_SAMPLES",
     "SAMPLE_RATE",
+    "AudioDeviceError",
     "AudioFormatError",
     "AudioSource",
     "MicrophoneSource",
@@ -62,6 +74,7 @@ __all__ = [
     "decode_wav",
     "float_to_pcm16",
     "list_input_devices",
+    "open_source",
     "pcm16_to_float",
     "read_wav",
     "resample",
