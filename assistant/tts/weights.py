@@ -4,14 +4,17 @@ Nothing downloads weights behind the user's back (tortoise-tts's own loaders cal
 first use); this explicit step fetches the five published files from the Hugging Face repository
 tortoise-tts 3.0.0 uses, with a progress bar per file, into `paths.models_dir()/tortoise`.
 Each file lands under a temporary name and is renamed into place when complete, so an
-interrupted download never leaves a truncated weights file that looks finished. Offline it
-fails with a message saying where to put the files by hand.
+interrupted download never leaves a truncated weights file that looks finished, and is checked
+against the hub's sha256 before it is. Offline it fails at once with a message saying where to
+put the files by hand.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -43,6 +46,31 @@ def _check_reachable(endpoint: str, target: Path) -> None:
         raise TortoiseFetchError(f"the model hub {endpoint} is not reachable ({exc}); {manual}") from exc
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, name: str, endpoint: str | None) -> None:
+    """Check a downloaded file against the hub's record: sha256 (the ETag of large files) or size."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    try:
+        meta = get_hf_file_metadata(hf_hub_url(HUB_REPO, name, endpoint=endpoint))
+    except Exception as exc:
+        raise TortoiseFetchError(f"cannot verify {name}: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    etag = (meta.etag or "").strip('"').lower()
+    if re.fullmatch(r"[0-9a-f]{64}", etag):
+        actual = _sha256(path)
+        if actual != etag:
+            raise TortoiseFetchError(f"{name}: sha256 {actual} does not match the hub's {etag}; try again")
+    elif meta.size is not None and path.stat().st_size != meta.size:
+        raise TortoiseFetchError(f"{name}: {path.stat().st_size} bytes, the hub says {meta.size}; try again")
+
+
 def fetch_tortoise(force: bool = False, *, target: Path | None = None, endpoint: str | None = None) -> Path:
     """Download any missing weight file (all of them with force=True); returns the models directory."""
     from huggingface_hub import hf_hub_download
@@ -68,9 +96,10 @@ def fetch_tortoise(force: bool = False, *, target: Path | None = None, endpoint:
                     f"cannot download {name} from the model hub ({type(exc).__name__}: {str(exc)[:200]}). "
                     f"Without network access, copy {', '.join(WEIGHT_FILES.values())} into {target} by hand."
                 ) from exc
+            _verify(Path(downloaded), name, endpoint)
             os.replace(downloaded, target / name)
             log.info("stored %s (%d bytes)", target / name, (target / name).stat().st_size)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"Tortoise weights stored in {target}; they are checked (strictly) when first loaded")
+    print(f"Tortoise weights stored and verified in {target}")
     return target
