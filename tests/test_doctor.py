@@ -1,0 +1,103 @@
+"""`assistant doctor`: each problem found with its fix, exit status 1 on failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.service import doctor
+from assistant.service.doctor import FAIL, OK, WARN, Finding, report, run_checks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("ASSISTANT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_broken_commands_file_is_a_failure_with_its_position(tmp_path: Path) -> None:
+    bad = tmp_path / "commands.yaml"
+    bad.write_text("language: en\nintents:\n  Hello:\n    sentences: [\"open the {door}\"]\n")
+    (finding,) = doctor.check_commands(bad)
+    assert finding.status == FAIL and finding.detail.startswith(f"{bad}:4:")
+    (finding,) = doctor.check_commands(ROOT / "commands.yaml")
+    assert finding.status == OK and "intents" in finding.detail
+
+
+def test_missing_tortoise_weights_are_a_warning_with_the_fetch_command() -> None:
+    (finding,) = doctor.check_tortoise()
+    assert finding.status == WARN and finding.fix == "assistant models fetch tortoise"
+
+
+def test_voices_without_latents_say_how_to_compute_them() -> None:
+    findings = doctor.check_voices()
+    assert findings and all(f.status == WARN and f.fix.startswith("assistant voices latents ") for f in findings)
+
+
+def test_unwritable_data_folder_is_a_failure(tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("ASSISTANT_HOME", str(blocker / "home"))
+    findings = doctor.check_dirs()
+    assert [f.status for f in findings] == [FAIL, FAIL]
+    assert "ASSISTANT_HOME" in findings[0].fix
+
+
+def test_service_states(monkeypatch) -> None:
+    assert doctor.check_service(lambda argv: (3, "failed\n"))[0].status == FAIL
+    assert doctor.check_service(lambda argv: (0, "active\n"))[0].status == OK
+    (finding,) = doctor.check_service(lambda argv: (3, "inactive\n"))
+    assert finding.status == OK and "not installed" in finding.detail  # no unit file: nothing wrong
+
+
+def test_gpu_check_reports_the_device() -> None:
+    (finding,) = doctor.check_gpu()
+    assert finding.status == OK and ("CUDA" in finding.detail or "CPU" in finding.detail or "accelerator" in finding.detail)
+
+
+def test_a_crashing_check_is_reported_not_raised() -> None:
+    def broken() -> list[Finding]:
+        raise ImportError("no module named sounddevice")
+
+    findings = run_checks([("audio", broken), ("gpu", lambda: [Finding("gpu", OK, "cpu")])])
+    assert [f.status for f in findings] == [FAIL, OK]
+    assert "ImportError" in findings[0].detail
+
+
+def test_report_lists_fixes_and_counts() -> None:
+    text = report([Finding("whisper", FAIL, "no weights", "assistant models fetch whisper"),
+                   Finding("tts", WARN, "no piper", "pip install"), Finding("gpu", OK, "cpu", "ignored")])
+    assert "FAIL  whisper  no weights" in text and "fix: assistant models fetch whisper" in text
+    assert "fix: ignored" not in text
+    assert text.endswith("1 problem(s), 1 warning(s)")
+
+
+def test_doctor_command_exits_1_and_names_the_fixes(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "ASSISTANT_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "assistant", "doctor", "--commands", str(ROOT / "commands.yaml")],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "fix: assistant models fetch whisper" in result.stdout
+    assert "fix: assistant models fetch tortoise" in result.stdout
+    assert "problem(s)" in result.stdout.splitlines()[-1]
+
+
+def test_whisper_checkpoint_missing_then_fetched_then_corrupt() -> None:
+    """Real tiny.en converted offline into the temporary home (seconds), then damaged."""
+    from assistant.asr.weights import checkpoint_path, fetch_whisper
+
+    (missing,) = doctor.check_whisper()
+    assert missing.status == FAIL and missing.fix == "assistant models fetch whisper"
+    fetch_whisper()
+    (present,) = doctor.check_whisper()
+    assert present.status == OK and "verified" in present.detail
+    with checkpoint_path().open("r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\0" * 64)
+    (corrupt,) = doctor.check_whisper()
+    assert corrupt.status == FAIL and corrupt.fix == "assistant models fetch whisper --force"
