@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from assistant.audio.format import float_to_pcm16
+
 
 class TTSUnavailable(Exception):
     """An engine cannot run here (missing weights, package or program); the caller may fall back."""
@@ -54,11 +56,6 @@ class Audio:
             return 0.0
         return float(np.sqrt(np.mean(np.square(self.samples, dtype=np.float64))))
 
-    def to_int16(self) -> np.ndarray:
-        # Scale by 32768 to mirror `from_wav_bytes`, so a WAV round trip changes a sample by at
-        # most half a step; +1.0 clips to 32767.
-        return np.clip(np.round(self.samples * 32768.0), -32768, 32767).astype(np.int16)
-
     def to_wav_bytes(self) -> bytes:
         """16-bit PCM mono WAV: what every player and `wave` reads."""
         buffer = io.BytesIO()
@@ -66,15 +63,16 @@ class Audio:
             wav.setnchannels(1)
             wav.setsampwidth(2)
             wav.setframerate(self.sample_rate)
-            wav.writeframes(self.to_int16().tobytes())
+            wav.writeframes(float_to_pcm16(self.samples))
         return buffer.getvalue()
 
     @classmethod
     def from_wav_bytes(cls, data: bytes) -> Audio:
         """Read 8/16/32-bit PCM WAV, mixing several channels down to mono.
 
-        Raises ValueError on anything that is not a readable WAV, so a corrupt cache file is
-        detected rather than played as noise.
+        Strict on purpose, unlike `assistant.audio.decode_wav` (which reads a cut-off recording
+        as far as it goes): a truncated reply-cache file must raise ValueError and be rendered
+        again, not be played short.
         """
         try:
             with wave.open(io.BytesIO(data), "rb") as wav:
@@ -115,18 +113,11 @@ class Audio:
         return cls(np.concatenate([part.samples for part in parts]), rate)
 
     def resampled(self, sample_rate: int) -> Audio:
-        """Polyphase resampling with an anti-aliasing filter (scipy's resample_poly): engines
-        make 22.05 or 24 kHz, devices want 44.1/48 kHz and Whisper 16 kHz; plain interpolation
-        would fold 8-12 kHz hiss into the band Whisper listens to."""
-        if sample_rate == self.sample_rate or len(self.samples) == 0:
-            return Audio(self.samples.copy(), sample_rate)
-        from math import gcd
+        """Engines make 22.05 or 24 kHz, devices want 44.1/48 kHz and Whisper 16 kHz; the audio
+        package's resampler (soxr, band-limited) does it without folding hiss into the speech band."""
+        from assistant.audio.resample import resample
 
-        from scipy.signal import resample_poly
-
-        common = gcd(self.sample_rate, sample_rate)
-        resampled = resample_poly(self.samples, sample_rate // common, self.sample_rate // common)
-        return Audio(np.clip(resampled, -1.0, 1.0).astype(np.float32), sample_rate)
+        return Audio(np.clip(resample(self.samples, self.sample_rate, sample_rate), -1.0, 1.0), sample_rate)
 
 
 @runtime_checkable
