@@ -324,3 +324,22 @@ def test_empty_and_overlong_text(engine):
         engine.synthesize("   ")
     with pytest.raises(ValueError, match="too long"):
         engine.synthesize("word " * 400)
+
+
+def test_private_rng_continues_across_interruptions():
+    from assistant.tts.tortoise.rng import PrivateRNG
+
+    reference = torch.Generator().manual_seed(42)
+    expected = torch.rand(6, generator=reference)
+    rng = PrivateRNG(42, "cpu")
+    torch.manual_seed(0)
+    global_expected = torch.rand(4)
+    torch.manual_seed(0)
+    with rng.active():
+        first = torch.rand(3)
+    global_first = torch.rand(2)  # someone else's randomness in between
+    with rng.active():
+        second = torch.rand(3)
+    global_second = torch.rand(2)
+    assert torch.equal(torch.cat([first, second]), expected)
+    assert torch.equal(torch.cat([global_first, global_second]), global_expected)
