@@ -40,7 +40,7 @@ def test_number_words() -> None:
     assert ordinal_to_words(12) == "twelfth"
     assert ordinal_to_words(40) == "fortieth"
     assert ordinal_to_words(101) == "one hundred first"
-    assert year_to_words(1905) == "nineteen oh five"
+    assert year_to_words(1905) == "nineteen oh-five"  # CLDR spelling; spoken the same
     assert year_to_words(1900) == "nineteen hundred"
 
 

@@ -1,27 +1,45 @@
 """Text clean-up before synthesis: numbers, times, percentages, money and abbreviations as words.
 
-Why self-written rather than `num2words` or `inflect`: replies are short English sentences and
-the cases that matter (7:30, 25%, 3rd, $4.50, Dr.) need rules around the number anyway, which
-neither library has; a hundred lines of rules cover them with no dependency and let the
-self-check (`selfcheck.py`) run the same normaliser over Whisper's transcript, so "7:30" and
-"seven thirty" compare equal. Engines differ in what they read correctly (espeak-ng reads
-"7:30" as "seven thirty" but Tortoise mumbles digits), so everything gets words.
+Numbers are spelled by Unicode CLDR's rule-based number format (`unicode-rbnf`, which hassil
+already brings and the intents matcher uses too): cardinals, ordinals and years ("nineteen
+eighty-four"). What no speller has is the rule around the number: 7:30 is a time, 25% a
+percentage, $4.50 money, "Dr." a title; those few rules live here. The self-check
+(`selfcheck.py`) runs the same normaliser over Whisper's transcript, so "7:30" and "seven
+thirty" compare equal. Engines differ in what they read correctly (espeak-ng reads "7:30" but
+Tortoise mumbles digits), so every engine gets words.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-_ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
-_ORDINAL_WORDS = {
-    "one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-    "nine": "ninth", "twelve": "twelfth",
-}
+from hassil.numbers import get_rbnf_engine
+from unicode_rbnf import FormatPurpose
+
+_DIGITS = "zero one two three four five six seven eight nine".split()
+
+
+@lru_cache(maxsize=4096)
+def _spell(number: int, purpose: FormatPurpose) -> str:
+    spelled = get_rbnf_engine("en").format_number(number, purpose=purpose).text_by_ruleset
+    return next(iter(spelled.values()))
+
+
+def number_to_words(number: int) -> str:
+    """Cardinal words for an integer: 1234 -> "one thousand two hundred thirty-four"."""
+    return _spell(number, FormatPurpose.CARDINAL)
+
+
+def ordinal_to_words(number: int) -> str:
+    """21 -> "twenty-first", 100 -> "one hundredth"."""
+    return _spell(number, FormatPurpose.ORDINAL)
+
+
+def year_to_words(year: int) -> str:
+    """Years the way people say them: 1984 -> "nineteen eighty-four", 2005 -> "two thousand five"."""
+    return _spell(year, FormatPurpose.YEAR)
+
 
 _ABBREVIATIONS = {
     "mr.": "mister", "mrs.": "missus", "ms.": "miz", "dr.": "doctor", "st.": "saint",
@@ -48,54 +66,11 @@ _CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "eur
                "£": ("pound", "pounds", "penny", "pence")}
 
 
-def number_to_words(number: int) -> str:
-    """Cardinal words for an integer: 1234 -> "one thousand two hundred thirty-four"."""
-    if number < 0:
-        return "minus " + number_to_words(-number)
-    if number < 20:
-        return _ONES[number]
-    if number < 100:
-        tens, ones = divmod(number, 10)
-        return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
-    if number < 1000:
-        hundreds, rest = divmod(number, 100)
-        return f"{_ONES[hundreds]} hundred" + (f" {number_to_words(rest)}" if rest else "")
-    for scale, word in _SCALES:
-        if number >= scale:
-            high, rest = divmod(number, scale)
-            return f"{number_to_words(high)} {word}" + (f" {number_to_words(rest)}" if rest else "")
-    raise AssertionError("unreachable")
-
-
-def ordinal_to_words(number: int) -> str:
-    """21 -> "twenty-first", 100 -> "one hundredth"."""
-    words = number_to_words(number)
-    head, sep, last = words.rpartition(" ")
-    prefix, dash, tail = last.rpartition("-")
-    if tail in _ORDINAL_WORDS:
-        tail = _ORDINAL_WORDS[tail]
-    elif tail.endswith("y"):
-        tail = tail[:-1] + "ieth"
-    else:
-        tail += "th"
-    return head + sep + prefix + dash + tail
-
-
-def year_to_words(year: int) -> str:
-    """Years the way people say them: 1984 -> "nineteen eighty-four", 2005 -> "two thousand five"."""
-    if 2000 <= year <= 2009 or year % 100 == 0 and not 1100 <= year <= 1900:
-        return number_to_words(year)
-    high, low = divmod(year, 100)
-    if low == 0:
-        return f"{number_to_words(high)} hundred"
-    return f"{number_to_words(high)} {'oh ' if low < 10 else ''}{number_to_words(low)}"
-
-
 def _decimal_to_words(text: str) -> str:
     whole, _, fraction = text.partition(".")
     words = number_to_words(int(whole or "0"))
     if fraction:
-        words += " point " + " ".join(_ONES[int(digit)] for digit in fraction)
+        words += " point " + " ".join(_DIGITS[int(digit)] for digit in fraction)
     return words
 
 
