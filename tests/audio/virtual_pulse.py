@@ -36,7 +36,7 @@ class VirtualPulse:
         self.runtime = Path(tempfile.mkdtemp(prefix="vpulse-"))
         self.socket = self.runtime / "native"
         self.proc: subprocess.Popen | None = None
-        self._keeper: subprocess.Popen | None = None
+        self._keepers: list[subprocess.Popen] = []
         self._saved_env: dict[str, str | None] = {}
 
     @property
@@ -76,39 +76,43 @@ class VirtualPulse:
             if self.proc.poll() is not None:
                 raise PulseUnavailable(f"pulseaudio exited with {self.proc.returncode}: {self.log_tail()}")
             if self.pactl("info", check=False).returncode == 0:
-                self._keep_room_ticking()
+                self._keep_sinks_ticking()
                 return
             time.sleep(0.1)
         self.stop()
         raise PulseUnavailable(f"pulseaudio did not answer within 15 s: {self.log_tail()}")
 
-    def _keep_room_ticking(self) -> None:
+    def _keep_sinks_ticking(self) -> None:
         """An idle null sink sleeps up to 2 s between renders, so the first recording of its
-        monitor (and of "mic") gets nothing for ~2 s. A low-latency reader kept on
-        room.monitor makes it render every 20 ms: recorders then hear audio within ~0.1 s."""
-        self._keeper = subprocess.Popen(
-            ["parec", "-d", "room.monitor", "--raw", "--rate=16000", "--channels=1", "--latency-msec=20"],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        )
-        ready = threading.Event()
-        keeper = self._keeper
+        monitor (and of "mic") gets nothing for ~2 s. A low-latency reader kept on each
+        monitor makes its sink render every 20 ms: recorders then hear audio within ~0.1 s."""
+        ready = []
+        for monitor in ("room.monitor", "speaker.monitor"):
+            keeper = subprocess.Popen(
+                ["parec", "-d", monitor, "--raw", "--rate=16000", "--channels=1", "--latency-msec=20"],
+                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            )
+            self._keepers.append(keeper)
+            event = threading.Event()
+            threading.Thread(target=self._drain, args=(keeper, event), daemon=True).start()
+            ready.append((monitor, event))
+        for monitor, event in ready:
+            if not event.wait(10):
+                self.stop()
+                raise PulseUnavailable(f"no audio from {monitor} within 10 s: {self.log_tail()}")
 
-        def drain() -> None:
-            while keeper.stdout.read(960):
-                ready.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        if not ready.wait(10):
-            self.stop()
-            raise PulseUnavailable(f"no audio from room.monitor within 10 s: {self.log_tail()}")
+    @staticmethod
+    def _drain(keeper: subprocess.Popen, ready: threading.Event) -> None:
+        while keeper.stdout.read(960):
+            ready.set()
 
     def stop(self) -> None:
-        """Stop the daemon this object started (and only that one), and its room reader."""
-        if self._keeper is not None:
-            if self._keeper.poll() is None:
-                self._keeper.terminate()
-            self._keeper.wait(timeout=5)
-            self._keeper = None
+        """Stop the daemon this object started (and only that one), and its monitor readers."""
+        for keeper in self._keepers:
+            if keeper.poll() is None:
+                keeper.terminate()
+            keeper.wait(timeout=5)
+        self._keepers.clear()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
