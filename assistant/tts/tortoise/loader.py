@@ -79,7 +79,9 @@ _BENIGN_UNEXPECTED = (".attn.bias", ".attn.masked_bias")
 def load_state_strict(module: torch.nn.Module, path: Path, *, unwrap: str | None = None) -> None:
     """Load a state dict and fail on missing keys or shape mismatches (never leave random weights)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: tensors are read straight into the model's parameters, so the state dict is never a
+        # second in-memory copy of the weights (1.7 GB for the GPT at full size)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch raises RuntimeError, pickle/zip errors, EOFError for truncation
         raise TortoiseWeightsError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from exc
     if unwrap is not None:
