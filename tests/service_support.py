@@ -35,3 +35,17 @@ def write_faulty_commands(folder: Path) -> Path:
     path = folder / "commands.yaml"
     path.write_text(FAULTY_COMMANDS)
     return path
+
+
+def tiny_en_checkpoint(tmp_path_factory) -> Path:
+    """Real Whisper tiny.en converted offline once per test session (shared by the modules)."""
+    from assistant.asr.convert import convert
+    from assistant.asr.weights import source_model_dir
+
+    path = tmp_path_factory.getbasetemp() / "whisper" / "tiny.en.pt"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        convert(source_model_dir(), partial)
+        partial.replace(path)
+    return path

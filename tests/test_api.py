@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from assistant.asr import WhisperSettings
+from assistant.audio import read_wav, resample
 from assistant.handlers import Dispatcher
 from assistant.intents import load_commands
 from assistant.service.api import ApiBackend, ApiConfigError, ApiServer, ApiSettings, build_app, is_loopback
@@ -22,7 +24,7 @@ from assistant.service.health import ServiceState
 from assistant.service.metrics import ServiceMetrics, parse_text
 from assistant.tts.cache import ReplyCache
 from assistant.tts.speech import Speech, SpeechSettings
-from service_support import write_faulty_commands
+from service_support import tiny_en_checkpoint, write_faulty_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-token"
@@ -259,6 +261,56 @@ def test_failing_handlers_give_an_error_reply_and_are_counted(faulty: Client, te
     assert samples[f'assistant_handler_failures_total{{intent="{intent}"}}'] >= 1
     status, body = faulty.json("POST", "/v1/intent", {"text": "hello there", "run": True})
     assert body["outcome"] == {"ok": True, "reply": "Hi.", "error": None}
+
+
+# -- transcribe (real Whisper tiny.en) ----------------------------------------------------------
+
+AUDIO = ROOT / "tests" / "audio"
+
+
+@pytest.fixture(scope="module")
+def asr_api(parts: Parts, tmp_path_factory):
+    from assistant.asr import WhisperASR
+
+    asr = WhisperASR(WhisperSettings(model=str(tiny_en_checkpoint(tmp_path_factory)), device="cpu"))
+    server = serve(parts.backend(asr.transcribe), ApiSettings(port=0, max_audio_seconds=10, max_audio_bytes=1_000_000))
+    yield Client(server.port)
+    server.stop()
+
+
+def test_transcribe_a_spoken_command(asr_api: Client) -> None:
+    status, _, data = asr_api.request("POST", "/v1/transcribe", (AUDIO / "what_time.wav").read_bytes(), "audio/wav")
+    body = json.loads(data)
+    assert status == 200, body
+    assert body["text"].lower().strip(" ?.") == "what time is it"
+    seconds = json.loads((AUDIO / "manifest.json").read_text())["files"]["what_time.wav"]["seconds"]
+    assert body["segments"] and body["audio_seconds"] == pytest.approx(seconds, abs=0.01)
+
+
+def test_transcribe_resamples_other_rates_and_channels(asr_api: Client) -> None:
+    samples, rate = read_wav(AUDIO / "set_timer_five_minutes.wav")
+    stereo_44k = resample(samples, rate, 44100)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(44100)
+        pcm = (np.clip(stereo_44k, -1, 1) * 32767).astype("<i2")
+        wav.writeframes(np.repeat(pcm, 2).tobytes())
+    status, _, data = asr_api.request("POST", "/v1/transcribe", buffer.getvalue(), "audio/x-wav")
+    assert status == 200
+    assert json.loads(data)["text"].lower().strip(".") == "set a timer for 5 minutes"
+
+
+def test_transcribe_rejects_bad_audio(asr_api: Client) -> None:
+    status, _, data = asr_api.request("POST", "/v1/transcribe", b"RIFF\x00\x00\x00\x00WAVEjunk", "audio/wav")
+    assert status == 400 and "request body" in json.loads(data)["error"]["message"]
+    status, _, data = asr_api.request("POST", "/v1/transcribe", wav_bytes(np.zeros(16000 * 12, np.float32), 16000), "audio/wav")
+    assert status == 413 and "cap is 10 s" in json.loads(data)["error"]["message"]
+    status, _, _ = asr_api.request("POST", "/v1/transcribe", wav_bytes(np.zeros(16000 * 40, np.float32), 16000), "audio/wav")
+    assert status == 413  # over max_audio_bytes
+    status, _, _ = asr_api.request("POST", "/v1/transcribe", (AUDIO / "stop.wav").read_bytes(), "application/json")
+    assert status == 415
 
 
 # -- the token ---------------------------------------------------------------------------------

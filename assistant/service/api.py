@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from assistant.audio import SAMPLE_RATE, AudioFormatError, decode_wav, resample
+from assistant.audio import SAMPLE_RATE, AudioFormatError, decode_wav, float_to_pcm16, resample
 from assistant.service.metrics import ServiceMetrics
 from assistant.service.openapi import openapi_document
 from assistant.tts.base import TTSUnavailable
@@ -276,7 +276,7 @@ class _Handlers:
             while chunk is not None:
                 if chunk.sample_rate != rate:
                     chunk = chunk.resampled(rate)
-                await response.write(chunk.to_int16().tobytes())
+                await response.write(float_to_pcm16(chunk.samples))
                 chunk, second = second, None
                 if chunk is None:
                     chunk = await self._run(_next_chunk, chunks)
