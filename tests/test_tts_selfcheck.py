@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from assistant.tts.base import Audio
-from assistant.tts.selfcheck import WHISPER_RATE, SelfCheck, normalized_words, word_error_rate
+from assistant.tts.selfcheck import PAD_SECONDS, WHISPER_RATE, SelfCheck, normalized_words, word_error_rate
 
 TEN_WORDS = "please turn on the light in the kitchen right now"
 
@@ -44,7 +44,7 @@ class Takes:
 
     def transcribe(self, samples: np.ndarray) -> str:
         assert samples.dtype == np.float32
-        return self.transcripts[len(samples) - 100]
+        return self.transcripts[len(samples) - 100 - 2 * int(PAD_SECONDS * WHISPER_RATE)]
 
 
 def test_a_small_slip_passes_at_the_default_threshold() -> None:
@@ -67,11 +67,14 @@ def test_the_best_take_is_kept_when_none_passes() -> None:
     assert not result.passed and result.wer == pytest.approx(0.5) and len(result.audio) == 101
 
 
-def test_audio_is_resampled_to_16k_for_the_transcriber() -> None:
+def test_audio_is_resampled_to_16k_and_padded_with_silence_for_the_transcriber() -> None:
     seen = []
-    check = SelfCheck(lambda samples: seen.append(len(samples)) or "hello")
-    check.run("hello", lambda: Audio(np.zeros(22050, dtype=np.float32), 22050))
-    assert seen == [16000]
+    check = SelfCheck(lambda samples: seen.append(samples) or "hello")
+    check.run("hello", lambda: Audio(np.full(22050, 0.5, dtype=np.float32), 22050))
+    pad = int(PAD_SECONDS * 16000)
+    assert len(seen) == 1 and len(seen[0]) == 16000 + 2 * pad
+    assert not seen[0][:pad].any() and not seen[0][-pad:].any()
+    assert seen[0][pad + 100] == pytest.approx(0.5, abs=1e-3)
 
 
 def test_invalid_settings_are_rejected() -> None:

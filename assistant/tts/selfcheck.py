@@ -23,6 +23,9 @@ from assistant.tts.textnorm import normalize
 log = logging.getLogger(__name__)
 
 WHISPER_RATE = 16_000
+PAD_SECONDS = 0.3
+"""Silence put around a reply before transcribing: the resident Whisper is tuned for VAD
+segments, which carry pre- and post-roll, while TTS output starts and stops almost at once."""
 
 Transcriber = Callable[[np.ndarray], str]
 """Float32 mono 16 kHz samples -> transcript text (e.g. the resident Whisper)."""
@@ -89,7 +92,8 @@ class SelfCheck:
             raise ValueError(f"self-check needs at least one try, got {self.max_tries}")
 
     def score(self, text: str, audio: Audio) -> tuple[float, str]:
-        transcript = self.transcriber(audio.resampled(WHISPER_RATE).samples)
+        pad = np.zeros(int(PAD_SECONDS * WHISPER_RATE), dtype=np.float32)
+        transcript = self.transcriber(np.concatenate([pad, audio.resampled(WHISPER_RATE).samples, pad]))
         return word_error_rate(text, transcript), transcript
 
     def run(self, text: str, render: Callable[[], Audio]) -> CheckResult:
