@@ -82,3 +82,14 @@ def test_voices_latents_cli_computes_once_then_reads_the_cache(tmp_path, monkeyp
     assert "] " in first.err and "/" in first.err  # the progress bar
     assert main(["voices", "latents", "dotrice"]) == 0
     assert "dotrice: autoregressive latent cached" in capsys.readouterr().out
+
+
+def test_the_default_tortoise_factory_honours_preset_and_device(tmp_path, monkeypatch) -> None:
+    from assistant.tts.speech import default_factories
+    from assistant.tts.tortoise.tiny import write_random_models
+
+    monkeypatch.setenv("ASSISTANT_HOME", str(tmp_path))
+    write_random_models(tmp_path / "data" / "models" / "tortoise")
+    engine = default_factories(SpeechSettings(tortoise_preset="standard", device="cpu"))["tortoise"]()
+    assert engine.settings.preset == "standard" and engine.settings.candidates == 256
+    assert engine.device == "cpu"

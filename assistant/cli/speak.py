@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     say.add_argument("--voice", help="voice for the chosen engine: Tortoise voice name, Piper .onnx path or espeak-ng voice")
     say.add_argument("--engine", choices=("auto", *ENGINES), default="auto",
                      help="engine to try first; the others follow as fallbacks (default auto: tortoise, piper, espeak)")
+    say.add_argument("--preset", choices=("ultra_fast", "fast", "standard", "high_quality"),
+                     help="Tortoise preset (quality vs time; default: the engine's)")
     say.add_argument("--out", metavar="FILE.wav", help="write the reply to this WAV file instead of playing it")
     say.add_argument("--device", help="sounddevice output device (index or name); default: the system's")
     say.add_argument("--no-cache", action="store_true", help="render afresh and do not store the result")
@@ -43,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _say(args: argparse.Namespace) -> int:
     from assistant.tts import Speech, SpeechSettings, TTSUnavailable
 
-    speech = Speech(SpeechSettings(engine=args.engine, voice=args.voice, cache=not args.no_cache))
+    speech = Speech(SpeechSettings(engine=args.engine, voice=args.voice, cache=not args.no_cache,
+                                   tortoise_preset=args.preset))
     started = time.perf_counter()
     try:
         if args.out:

@@ -39,6 +39,8 @@ class SpeechSettings:
     """Voice for the configured engine (the first of the chain); None: its own default."""
     device: str = "auto"
     """Compute device for Tortoise."""
+    tortoise_preset: str | None = None
+    """Tortoise preset (ultra_fast, fast, standard, high_quality); None: the engine's default."""
     cache: bool = True
     cache_max_bytes: int = DEFAULT_MAX_BYTES
     normalize_text: bool = True
@@ -61,9 +63,10 @@ def default_factories(settings: SpeechSettings) -> dict[str, EngineFactory]:
     """Engines are built lazily: importing Tortoise costs seconds and torch, Piper is optional."""
 
     def tortoise() -> TTSEngine:
-        from assistant.tts.tortoise import TortoiseEngine
+        from assistant.tts.tortoise import TortoiseEngine, TortoiseSettings
 
-        return TortoiseEngine(device=settings.device)
+        preset = TortoiseSettings.from_preset(settings.tortoise_preset) if settings.tortoise_preset else None
+        return TortoiseEngine(preset, device=settings.device)
 
     def piper() -> TTSEngine:
         from assistant.tts.piper import PiperEngine
