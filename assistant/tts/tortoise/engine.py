@@ -135,49 +135,64 @@ class TortoiseEngine:
             return self._decoder_context
 
     @staticmethod
-    def _check_text(text: str) -> str:
-        text = " ".join(text.split())
-        if not text:
+    def _segments(text: str) -> list[str]:
+        """The text in pieces Tortoise can say: sentences recombined to ~200 characters (at most 300).
+
+        The GPT takes under 400 text tokens and makes at most ~23 s of speech per call, so a long
+        reply (a handler's output read aloud) is said piece by piece instead of being refused or cut.
+        """
+        from tortoise.utils.text import split_and_recombine_text
+
+        segments = split_and_recombine_text(" ".join(text.split()))
+        if not segments:
             raise ValueError("nothing to say: the text is empty")
-        return text
+        return segments
 
     def synthesize(
         self, text: str, voice: str | None = None, *, settings: TortoiseSettings | None = None, **overrides: object
     ) -> Audio:
         """The whole reply at 24 kHz. Keyword overrides (e.g. seed=3) change single knobs."""
-        text = self._check_text(text)
+        segments = self._segments(text)
+        chosen = self._settings(settings, overrides)
+        latent = self.voice_latent(voice, "autoregressive")
+        rng = PrivateRNG(chosen.seed, self.device)
+        pieces = []
+        if chosen.path == "classic":
+            diffusion = self.voice_latent(voice, "diffusion")
+            for segment in segments:
+                pieces.append(classic_synthesize(self.models, segment, latent, diffusion, chosen, lambda: self._guard(rng)))
+        else:
+            for segment in segments:
+                with self._guard(rng):
+                    generation = FastGeneration(self.models, segment, latent, chosen)
+                while not generation.done:  # lock released between batches of steps, as when streaming
+                    with self._guard(rng):
+                        generation.run_until(len(generation.latents) + chosen.stream_chunk_tokens)
+                with self._guard(rng):
+                    pieces.append(generation.decode() if generation.latents else torch.zeros(0))
+        return Audio(torch.cat(pieces).numpy().astype(np.float32), OUTPUT_SAMPLE_RATE)
+
+    def stream(
+        self, text: str, voice: str | None = None, *, settings: TortoiseSettings | None = None, **overrides: object
+    ) -> Iterator[Audio]:
+        """Chunks of the reply as they are generated (fast path); the classic path yields one chunk
+        per text segment.
+
+        With the same settings and seed, the chunks join to the same samples `synthesize` returns.
+        """
+        segments = self._segments(text)
         chosen = self._settings(settings, overrides)
         latent = self.voice_latent(voice, "autoregressive")
         rng = PrivateRNG(chosen.seed, self.device)
         if chosen.path == "classic":
             diffusion = self.voice_latent(voice, "diffusion")
-            wav = classic_synthesize(self.models, text, latent, diffusion, chosen, lambda: self._guard(rng))
-        else:
-            with self._guard(rng):
-                generation = FastGeneration(self.models, text, latent, chosen)
-            while not generation.done:  # lock released between batches of steps, as when streaming
-                with self._guard(rng):
-                    generation.run_until(len(generation.latents) + chosen.stream_chunk_tokens)
-            with self._guard(rng):
-                wav = generation.decode() if generation.latents else torch.zeros(0)
-        return Audio(wav.numpy().astype(np.float32), OUTPUT_SAMPLE_RATE)
-
-    def stream(
-        self, text: str, voice: str | None = None, *, settings: TortoiseSettings | None = None, **overrides: object
-    ) -> Iterator[Audio]:
-        """Chunks of the reply as they are generated (fast path); the classic path yields one chunk.
-
-        With the same settings and seed, the chunks join to the same samples `synthesize` returns.
-        """
-        text = self._check_text(text)
-        chosen = self._settings(settings, overrides)
-        if chosen.path == "classic":
-            yield self.synthesize(text, voice, settings=chosen)
+            for segment in segments:
+                wav = classic_synthesize(self.models, segment, latent, diffusion, chosen, lambda: self._guard(rng))
+                yield Audio(wav.numpy().astype(np.float32), OUTPUT_SAMPLE_RATE)
             return
-        latent = self.voice_latent(voice, "autoregressive")
         context = self.decoder_context()
-        rng = PrivateRNG(chosen.seed, self.device)
-        with self._guard(rng):
-            generation = FastGeneration(self.models, text, latent, chosen)
-        for chunk in stream_chunks(generation, chosen, context, lambda: self._guard(rng)):
-            yield Audio(chunk.numpy().astype(np.float32), OUTPUT_SAMPLE_RATE)
+        for segment in segments:
+            with self._guard(rng):
+                generation = FastGeneration(self.models, segment, latent, chosen)
+            for chunk in stream_chunks(generation, chosen, context, lambda: self._guard(rng)):
+                yield Audio(chunk.numpy().astype(np.float32), OUTPUT_SAMPLE_RATE)
