@@ -147,6 +147,7 @@ class LatentCache:
             if latent is not None:
                 self.stats.disk_hits += 1
             else:
+                models.get(part)  # load the model first, so the log reads in the order things happen
                 log.info("computing %s latents for voice %r", part, voice)
                 latent = _COMPUTE[part](models, load_clips(), settings, progress)
                 self.stats.computed += 1
