@@ -128,14 +128,14 @@ class Service:
         if options.api is not None:
             options.api.check()  # refuse a public address without a token before loading models
         self.dispatcher = Dispatcher(commands, announce=self._announce, cancel=self._cancel)
+        self.reloader = CommandsReloader(options.commands, commands, load=self._load_for_reload,
+                                         apply=[self._apply_commands], on_result=self._reloaded)
         self._load_asr()
         self._load_speech(commands)
         if options.listen:
             self._start_loop(commands)
         if options.api is not None:
             self._start_api(options.api)
-        self.reloader = CommandsReloader(options.commands, commands, load=self._load_for_reload,
-                                         apply=[self._apply_commands], on_result=self._reloaded)
         self.state.phase = "ready"
         self.notifier.ready(self._summary())
         log.info("ready: %s", self._summary())
@@ -242,7 +242,7 @@ class Service:
 
     def _start_api(self, settings: ApiSettings) -> None:
         backend = ApiBackend(
-            commands=lambda: self.reloader.current if self.reloader else load_commands(self.options.commands),
+            commands=self._current_commands,
             dispatcher=self.dispatcher, speech=self.speech,
             transcribe=self.asr.transcribe if self.asr is not None else None,
             health=self.health, voices=self.voices, metrics=self.metrics,
@@ -250,6 +250,10 @@ class Service:
         )
         self.api = ApiServer(build_app(backend, settings), settings)
         self.api.start()
+
+    def _current_commands(self) -> CommandSet:
+        assert self.reloader is not None
+        return self.reloader.current
 
     def _summary(self) -> str:
         parts = [f"{self.state.commands_count} intents"]
