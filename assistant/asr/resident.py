@@ -1,0 +1,217 @@
+"""Resident Whisper: loaded once, warmed up, decoding tuned for short spoken commands.
+
+Decoding for commands: the language is forced (no detection pass), temperature 0 (greedy; no
+fallback re-runs), no conditioning on previous text (each command stands alone) and no
+timestamps. Whisper invents "Thank you." or "you" on silence and noise; every result whose
+no-speech probability is high or whose average token log-probability is very low is dropped
+(the thresholds are in `WhisperSettings`, measured in tests/test_asr_real.py).
+
+Speed: openai-whisper's `transcribe()` always encodes 30 s (3000 mel frames, 1500 encoder
+positions) even for a 2 s command; the encoder on that padding is most of the ~420 ms a command
+costs on a 2-core CPU. Like whisper.cpp's `-ac` option, `short_context` encodes only the mel
+frames of the audio plus a margin of the padding after it, with the encoder's positional
+embedding sliced to match, and hands those features to Whisper's own `DecodingTask`
+(cross-attention works over any number of audio positions). On the committed speech it gives
+the same transcripts as full-context decoding (tests/test_asr_real.py) at a fraction of the cost
+(README, "Measured numbers").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import whisper
+from whisper.audio import log_mel_spectrogram
+from whisper.decoding import DecodingOptions, DecodingTask, LogitFilter
+
+from assistant.asr.prompt import build_prompt
+from assistant.asr.settings import Transcript, WhisperSettings
+from assistant.asr.weights import resolve_model
+from assistant.device import MODEL_LOCK, resolve_device, uses_half_precision
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+HOP = 160  # audio samples per mel frame
+MAX_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window
+REPEAT_NGRAM = 3  # tokens: a command never says the same three tokens twice; a loop does
+
+
+def repeats_ngram(tokens: list[int], n: int = REPEAT_NGRAM) -> bool:
+    """True when the last n tokens already occurred, in that order, earlier in the sequence."""
+    if len(tokens) < 2 * n:
+        return False
+    tail = tokens[-n:]
+    return any(tokens[i : i + n] == tail for i in range(len(tokens) - n))
+
+
+def _word_key(word: str) -> str:
+    return "".join(c for c in word.lower() if c.isalnum() or c == "'")
+
+
+def first_period(text: str) -> str | None:
+    """The first round of a text that only repeats itself ("Stop. Stop. St" -> "Stop."), else None.
+
+    Words are compared without case and punctuation ("What time is it? what time" has period 4).
+    """
+    words = text.split()
+    keys = [_word_key(w) for w in words]
+    for period in range(1, len(words)):
+        if all(keys[k] == keys[k - period] for k in range(period, len(keys))):
+            return " ".join(words[:period])
+    return None
+
+
+class WhisperASR:
+    """openai-whisper kept in memory for the life of the process; thread-safe via MODEL_LOCK."""
+
+    def __init__(self, settings: WhisperSettings = WhisperSettings()) -> None:
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        self.fp16 = uses_half_precision(self.device)
+        self.checkpoint: Path = resolve_model(settings.model)
+        started = time.perf_counter()
+        with MODEL_LOCK:
+            self.model = whisper.load_model(str(self.checkpoint), device=self.device)
+        self.n_mels = self.model.dims.n_mels
+        self.tokenizer = whisper.tokenizer.get_tokenizer(
+            self.model.is_multilingual, num_languages=self.model.num_languages, language=settings.language, task="transcribe"
+        )
+        self.load_ms = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))  # warm-up: first-call allocations and kernels
+        self.warmup_ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "Whisper %s loaded on %s (%s) in %.0f ms, warm-up %.0f ms, %s context",
+            self.checkpoint.name, self.device, "fp16" if self.fp16 else "fp32", self.load_ms, self.warmup_ms,
+            "short" if settings.short_context else "full 30 s",
+        )
+
+    def vocabulary_prompt(self, words: list[str]) -> str | None:
+        """The prompt for a command set's vocabulary, cut to what Whisper keeps."""
+        return build_prompt(words, lambda text: len(self.tokenizer.encode(" " + text.strip())))
+
+    def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
+        """float32 mono 16 kHz in (at most 30 s is used); the kept text out."""
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)[:MAX_SAMPLES]
+        started = time.perf_counter()
+        short = self.settings.short_context
+        with MODEL_LOCK:
+            result, audio_ctx = self._decode(audio, prompt, short=short)
+            text = result.text.strip()
+            looped = short and self._looped(result, audio)
+            if looped:
+                # Without the 30 s of padding Whisper sometimes misses the end of a command and
+                # says it again ("Stop. Stop. Stop."). A pure repetition keeps its first round;
+                # anything else is decoded again over the full window.
+                text = first_period(text) or ""
+                if not text:
+                    result, audio_ctx = self._decode(audio, prompt, short=False)
+                    text = result.text.strip()
+        duration_ms = (time.perf_counter() - started) * 1000
+        segment = {
+            "text": text,
+            "avg_logprob": float(result.avg_logprob),
+            "no_speech_prob": float(result.no_speech_prob),
+            "compression_ratio": float(result.compression_ratio),
+            "audio_ctx": audio_ctx,
+            "repetition": looped,
+            "full_context_retry": looped and audio_ctx == self.model.dims.n_audio_ctx,
+        }
+        reason = self._drop_reason(segment)
+        if reason:
+            segment["dropped"] = reason
+            log.debug("dropped %r: %s", segment["text"], reason)
+        return Transcript(text="" if reason else segment["text"], segments=[segment], duration_ms=duration_ms)
+
+    def token_budget(self, samples: int) -> int:
+        """Most tokens a command of this length can need: speech runs at 3-5 tokens a second,
+        so anything past this is a repetition loop, stopped before it costs seconds."""
+        seconds = samples / SAMPLE_RATE
+        return min(self.model.dims.n_text_ctx // 2, int(16 + 8 * seconds))
+
+    def _looped(self, result, audio: np.ndarray) -> bool:
+        tokens = result.tokens
+        return len(tokens) >= self.token_budget(len(audio)) or repeats_ngram(tokens, REPEAT_NGRAM)
+
+    def _decode(self, audio: np.ndarray, prompt: str | None, *, short: bool):
+        options = DecodingOptions(
+            task="transcribe",
+            language=self.settings.language if self.model.is_multilingual else "en",
+            temperature=0.0,
+            sample_len=self.token_budget(len(audio)),
+            without_timestamps=True,
+            fp16=self.fp16,
+            prompt=prompt or None,
+        )
+        features = self._encode(audio, short=short)
+        task = _FeaturesDecodingTask(self.model, options)
+        if short:
+            task.logit_filters.append(_StopRepetition(task.tokenizer.eot, task.sample_begin))
+        return task.run(features)[0], int(features.shape[1])
+
+    def _drop_reason(self, segment: dict) -> str | None:
+        s = self.settings
+        if not segment["text"]:
+            return "empty"
+        if segment["no_speech_prob"] >= s.no_speech_threshold:
+            return f"no_speech_prob {segment['no_speech_prob']:.2f} >= {s.no_speech_threshold}"
+        if segment["avg_logprob"] < s.logprob_threshold:
+            return f"avg_logprob {segment['avg_logprob']:.2f} < {s.logprob_threshold}"
+        return None
+
+    def mel_frames_for(self, samples: int, short: bool = True) -> int:
+        """Mel frames the encoder sees for `samples` of audio (even: conv2 has stride 2)."""
+        full = self.model.dims.n_audio_ctx * 2
+        if not short:
+            return full
+        margin = round(self.settings.context_margin_seconds * SAMPLE_RATE)
+        frames = -(-(samples + margin) // HOP)
+        return min(full, frames + frames % 2)
+
+    def _encode(self, audio: np.ndarray, *, short: bool) -> torch.Tensor:
+        """Log-mel of the audio (as `transcribe()` computes it), encoded over the frames needed."""
+        frames = self.mel_frames_for(len(audio), short)
+        # Padding after the audio is zeros, exactly as transcribe() pads; the normalisation only
+        # depends on the audio's loudest frame, so the kept frames equal the full-window ones.
+        padding = frames * HOP - len(audio) + HOP
+        mel = log_mel_spectrogram(torch.from_numpy(audio), self.n_mels, padding=padding, device=self.device)
+        mel = mel[:, :frames].unsqueeze(0)
+        if self.fp16:
+            mel = mel.half()
+        encoder = self.model.encoder
+        with torch.inference_mode():
+            x = torch.nn.functional.gelu(encoder.conv1(mel))
+            x = torch.nn.functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
+            x = (x + encoder.positional_embedding[: x.shape[1]]).to(x.dtype)
+            for block in encoder.blocks:
+                x = block(x)
+            return encoder.ln_post(x)
+
+
+class _StopRepetition(LogitFilter):
+    """Ends the text as soon as it starts going round in circles (short context only), so a
+    loop costs a few decoder steps instead of running to the token budget."""
+
+    def __init__(self, eot: int, sample_begin: int) -> None:
+        self.eot = eot
+        self.sample_begin = sample_begin
+
+    def apply(self, logits: torch.Tensor, tokens: torch.Tensor) -> None:
+        for row in range(tokens.shape[0]):
+            if repeats_ngram(tokens[row, self.sample_begin :].tolist()):
+                eot_logit = logits[row, self.eot].clone()
+                logits[row, :] = -np.inf
+                logits[row, self.eot] = eot_logit
+
+
+class _FeaturesDecodingTask(DecodingTask):
+    """Whisper's own greedy decoder, token filters and no-speech probability, handed encoder
+    output of any length (its `_get_audio_features` only recognises 1500-position features)."""
+
+    def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
+        return mel
