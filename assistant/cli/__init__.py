@@ -16,6 +16,7 @@ from assistant import __version__, logs
 COMMAND_MODULES: tuple[str, ...] = (
     "assistant.cli.chat",
     "assistant.cli.intents",
+    "assistant.cli.listen",
     "assistant.cli.models",
     "assistant.cli.service",
     "assistant.cli.speak",

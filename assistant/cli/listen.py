@@ -1,0 +1,224 @@
+"""`assistant listen`: hands-free commands; `assistant devices`: the microphones there are.
+
+`listen` hears the default microphone (or `--device`), a WAV file (`--input`, processed as fast
+as the machine allows, ending with the file) or raw s16le 16 kHz mono on stdin (`--stdin`).
+On a machine with no input device at all it says so and plays the bundled demo recording
+through the same loop, so a fresh install shows the whole pipeline working.
+
+`--events jsonl` prints one JSON object per line on stdout (logs stay on stderr); the default
+prints the same events as short human-readable lines. Replies are spoken on the default output
+device (`--speak-to FILE.wav` writes them to a file instead, `--no-speak` only prints them);
+with no output device they are printed only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEMO_AUDIO = Path(__file__).resolve().parents[2] / "tests" / "audio" / "long_mixed.wav"
+"""The demo recording: eight spoken commands between chatter and silence (Piper voice)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    listen = subparsers.add_parser("listen", help="listen for spoken commands (microphone, WAV file or stdin)")
+    listen.add_argument("--commands", default="commands.yaml", help="commands file (default ./commands.yaml)")
+    source = listen.add_mutually_exclusive_group()
+    source.add_argument("--input", metavar="FILE.wav", help="process this WAV file as fast as possible, then exit")
+    source.add_argument("--stdin", action="store_true", help="read raw s16le 16 kHz mono PCM from stdin")
+    source.add_argument("--demo", action="store_true", help="process the bundled demo recording")
+    listen.add_argument("--device", help="microphone: index or part of its name (see `assistant devices`)")
+    listen.add_argument("--model", default="tiny.en", help="Whisper model name or .pt path (default tiny.en)")
+    listen.add_argument("--asr-device", default="auto", help="auto, cpu, cuda, cuda:N, mps or xpu (default auto)")
+    listen.add_argument("--full-context", action="store_true",
+                        help="encode Whisper's whole 30 s window (slower; short-context encoding is the default)")
+    listen.add_argument("--no-prompt", action="store_true", help="do not give Whisper the commands' vocabulary")
+    listen.add_argument("--silence", type=float, metavar="SECONDS",
+                        help="silence that ends a command (default 0.7; 0.25 answers faster but may cut slow speakers)")
+    listen.add_argument("--events", choices=("text", "jsonl"), default="text", help="event output on stdout")
+    speak = listen.add_mutually_exclusive_group()
+    speak.add_argument("--no-speak", action="store_true", help="print replies only")
+    speak.add_argument("--speak-to", metavar="FILE.wav", help="write spoken replies to this WAV file")
+    listen.add_argument("--output-device", help="speaker: index or part of its name (default: the system's)")
+    listen.set_defaults(func=run_listen)
+
+    devices = subparsers.add_parser("devices", help="list audio input devices (microphones)")
+    devices.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    devices.set_defaults(func=run_devices)
+
+
+def run_devices(args: argparse.Namespace) -> int:
+    from assistant.audio import list_input_devices
+
+    inputs = list_input_devices()
+    if args.json:
+        print(json.dumps(inputs, indent=2))
+        return 0
+    if not inputs:
+        print("no audio input devices found (`assistant listen --input FILE.wav` works without one)")
+        return 0
+    for dev in inputs:
+        mark = "*" if dev["default"] else " "
+        print(f"{mark} {dev['index']:>3}  {dev['name']}  ({dev['hostapi']}, {dev['channels']} ch, "
+              f"{dev['default_samplerate']:.0f} Hz)")
+    return 0
+
+
+def run_listen(args: argparse.Namespace) -> int:
+    from assistant.intents import CommandsError, load_commands
+
+    try:
+        commands = load_commands(args.commands)
+    except CommandsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"assistant listen: cannot read {args.commands}: {exc}", file=sys.stderr)
+        return 1
+    emit = _event_printer(args.events)
+    try:
+        source = _open_source(args)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"assistant listen: {exc}", file=sys.stderr)
+        return 2
+    speaker = None if args.no_speak else _open_speaker(args, commands)
+
+    from assistant.asr import WhisperASR, WhisperSettings
+    from assistant.asr.weights import WhisperWeightsError
+    from assistant.handlers import Dispatcher
+    from assistant.loop import ListenLoop, LoopSettings
+    from assistant.vad import SegmenterSettings
+
+    try:
+        asr = WhisperASR(WhisperSettings(model=args.model, device=args.asr_device, short_context=not args.full_context))
+    except (WhisperWeightsError, ValueError) as exc:
+        print(f"assistant listen: {exc}", file=sys.stderr)
+        source.close()
+        return 2
+    say: Callable[[str], None] | None = speaker.say if speaker is not None else None
+
+    def announce(text: str) -> None:
+        """Said unprompted (a timer ringing): an event like any reply, and spoken."""
+        emit({"event": "reply", "text": text})
+        if say is not None:
+            say(text)
+
+    dispatcher = Dispatcher(commands, announce=announce, cancel=speaker.stop if speaker is not None else (lambda: None))
+    segmenter = SegmenterSettings() if args.silence is None else SegmenterSettings(silence_seconds=args.silence)
+    loop = ListenLoop(
+        source, asr, commands, dispatcher,
+        settings=LoopSettings(segmenter=segmenter, vocabulary_prompt=not args.no_prompt),
+        speak=say,
+        is_speaking=(lambda: speaker.is_speaking) if speaker is not None else (lambda: False),
+        on_event=emit,
+    )
+    if getattr(source, "realtime", False):
+        log.info("listening on the microphone (Ctrl-C to stop); try: %s", _example(commands))
+    _stop_on_signals(loop)
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        loop.stop()
+    finally:
+        if speaker is not None:
+            speaker.wait(timeout=30)
+            if hasattr(speaker.player, "wait"):
+                speaker.player.wait(timeout=30)
+        dispatcher.close()
+    return 0
+
+
+def _open_source(args: argparse.Namespace) -> Any:
+    from assistant.audio import MicrophoneSource, StdinSource, WavFileSource, list_input_devices
+
+    if args.input:
+        return WavFileSource(args.input)
+    if args.stdin:
+        return StdinSource()
+    if args.demo or (args.device is None and not list_input_devices()):
+        if not args.demo:
+            log.warning("no microphone found on this machine: playing the demo recording %s through the same "
+                        "loop instead (use --input FILE.wav for your own audio)", DEMO_AUDIO)
+        if not DEMO_AUDIO.is_file():
+            raise FileNotFoundError(f"the demo recording {DEMO_AUDIO} is missing (it ships in the source tree)")
+        return WavFileSource(DEMO_AUDIO)
+    return MicrophoneSource(_device(args.device))
+
+
+def _open_speaker(args: argparse.Namespace, commands: Any) -> Any:
+    """Speech + a player, or None (replies printed only) when there is nowhere to play them."""
+    from assistant.playback import DevicePlayer, FileSink, PlaybackUnavailable
+    from assistant.tts import Speech, SpeechSettings
+    from assistant.tts.speaker import Speaker
+
+    if args.speak_to:
+        player: Any = FileSink(args.speak_to)
+    else:
+        try:
+            player = DevicePlayer(_device(args.output_device))
+        except PlaybackUnavailable as exc:
+            log.warning("%s: replies are printed only", exc)
+            return None
+    speech = Speech(SpeechSettings())
+    speech.prerender(commands.static_replies())
+    return Speaker(speech, player)
+
+
+def _device(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def _example(commands: Any) -> str:
+    for intent in commands.intents.values():
+        for example in getattr(intent, "examples", None) or []:
+            return str(example)
+    return "what can I say"
+
+
+def _stop_on_signals(loop: Any) -> None:
+    """SIGTERM ends listening like Ctrl-C (systemd, timeouts), finishing what is in hand."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: loop.stop())
+
+
+def _event_printer(kind: str) -> Callable[[dict], None]:
+    lock = threading.Lock()
+
+    def jsonl(event: dict) -> None:
+        with lock:
+            print(json.dumps(event, ensure_ascii=False), flush=True)
+
+    def text(event: dict) -> None:
+        line = _describe(event)
+        if line:
+            with lock:
+                print(line, flush=True)
+
+    return jsonl if kind == "jsonl" else text
+
+
+def _describe(event: dict) -> str | None:
+    kind = event.get("event")
+    if kind == "transcript":
+        return f"[{event['start']:7.2f}s] heard: {event['text']}  ({event['asr_ms']:.0f} ms)"
+    if kind == "intent":
+        slots = ", ".join(f"{k}={v!r}" for k, v in event["slots"].items())
+        return f"           -> {event['intent']}{' (' + slots + ')' if slots else ''}  ({event['latency_ms']:.0f} ms after speech)"
+    if kind == "no-match":
+        return "           -> (no command matches)"
+    if kind == "handler" and not event["ok"]:
+        return f"           -> {event['intent']} failed"
+    if kind == "reply":
+        return f"           reply: {event['text']}"
+    if kind == "error":
+        return f"           error in {event['stage']}: {event['message']}"
+    return None
