@@ -88,6 +88,27 @@ class HeartbeatSource:
         return self._clock() - self.last_frame
 
 
+class TimedSpeech:
+    """Speech as the Speaker sees it: times each reply until its first chunk (the tts metric:
+    how long the user waits for the voice to start)."""
+
+    def __init__(self, speech: Any, observe: Callable[[float], None]) -> None:
+        self._speech = speech
+        self._observe = observe
+
+    def stream(self, text: str, voice: str | None = None, engine: str | None = None) -> Iterator[Any]:
+        started = time.perf_counter()
+        first = True
+        for chunk in self._speech.stream(text, voice, engine):
+            if first:
+                self._observe(time.perf_counter() - started)
+                first = False
+            yield chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._speech, name)
+
+
 class Service:
     def __init__(self, options: ServeOptions, *, asr: Any = None, speech: Any = None, source: Any = None,
                  player: Any = None, notifier: Notifier | None = None, watchdog_env: dict[str, str] | None = None) -> None:
@@ -110,6 +131,8 @@ class Service:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._hup = False
+        self._event_at = time.perf_counter()
+        self._vad_mark = (0, 0.0)
         self.watchdog = Watchdog(self.notifier, watchdog_interval(watchdog_env), [self._loop_alive, self._api_alive])
 
     # -- start-up --------------------------------------------------------------------------
@@ -182,7 +205,7 @@ class Service:
             if self.player is None:
                 self.player = self._open_player()
             if self.player is not None:
-                self.speaker = Speaker(self.speech, self.player)
+                self.speaker = Speaker(TimedSpeech(self.speech, lambda s: self.metrics.observe_stage("tts", s)), self.player)
 
     def _open_player(self) -> Any:
         from assistant.playback import DevicePlayer, PlaybackUnavailable
@@ -223,6 +246,7 @@ class Service:
             is_speaking=(lambda: speaker.is_speaking) if speaker is not None else (lambda: False),
             on_event=self._on_event,
         )
+        self._vad_mark = (0, 0.0)
         self._loop_thread = threading.Thread(target=self._run_loop, name="listen-loop", daemon=True)
         self.state.loop_running = True
         self._loop_thread.start()
@@ -281,24 +305,39 @@ class Service:
         log.info("reply: %s", text)
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        """Listen-loop events -> metrics and health."""
-        kind = event.get("type") or event.get("event")
-        timings = event.get("timings") or {}
-        for stage, value in timings.items():
-            name = stage.removesuffix("_ms")
-            if name in ("vad", "asr", "match", "handler", "tts") and isinstance(value, (int, float)):
-                self.metrics.observe_stage(name, value / 1000.0)
-        if kind == "match" or (kind == "outcome" and event.get("intent")):
-            intent = str(event.get("intent"))
-            self.metrics.intents.inc(intent=intent, source="loop")
-            if event.get("ok") is False:
-                self.metrics.handler_failures.inc(intent=intent)
-        elif kind in ("no_match", "nomatch"):
-            self.metrics.no_match.inc(source="loop")
+        """Listen-loop events -> metrics and health.
+
+        The loop's recognition worker emits transcript -> intent/no-match -> handler in order
+        from one thread, so the time between those events is the match and handler time; the
+        VAD cost is the loop's running total, observed per frame at each speech segment.
+        """
+        kind = event.get("event")
+        now = time.perf_counter()
+        metrics = self.metrics
+        if kind == "speech" and self.loop is not None:
+            stats = self.loop.stats
+            frames = stats.frames - self._vad_mark[0]
+            if frames > 0:
+                metrics.observe_stage("vad", (stats.vad_ms - self._vad_mark[1]) / frames / 1000.0)
+            self._vad_mark = (stats.frames, stats.vad_ms)
+        elif kind == "transcript":
+            metrics.observe_stage("asr", float(event.get("asr_ms", 0.0)) / 1000.0)
+            self._event_at = now
+        elif kind == "intent":
+            metrics.observe_stage("match", now - self._event_at)
+            metrics.intents.inc(intent=str(event.get("intent")), source="loop")
+            self._event_at = now
+        elif kind == "no-match":
+            metrics.observe_stage("match", now - self._event_at)
+            metrics.no_match.inc(source="loop")
+        elif kind == "handler":
+            metrics.observe_stage("handler", now - self._event_at)
+            if not event.get("ok"):
+                metrics.handler_failures.inc(intent=str(event.get("intent")))
         elif kind == "error":
             stage = str(event.get("stage", "loop"))
-            self.metrics.errors.inc(stage=stage)
-            self.state.record_error(stage, str(event.get("message") or event.get("error")))
+            metrics.errors.inc(stage=stage)
+            self.state.record_error(stage, str(event.get("message")))
 
     # -- hot reload ----------------------------------------------------------------------------
 
