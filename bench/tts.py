@@ -1,5 +1,5 @@
 """Speaking benchmark: time to first audio (cached vs rendered), Piper and espeak-ng real-time
-factors, tiny-Tortoise latents computed vs cached. Prints a Markdown table (README "### Speaking").
+factors, the self-check's cost (tiny.en), tiny-Tortoise latents computed vs cached. Prints a Markdown table (README "### Speaking").
 
 Run: .venv/bin/python bench/tts.py [--repeats N]
 Uses a temporary ASSISTANT_HOME, so no user cache is read or written; Tortoise's real weights
@@ -81,6 +81,30 @@ def bench_engines(repeats: int) -> list[tuple[str, str]]:
     return rows
 
 
+def bench_selfcheck(repeats: int) -> list[tuple[str, str]]:
+    """What the self-check adds per pre-rendered reply: one tiny.en transcription (and its WER)."""
+    from assistant.asr import WhisperASR, WhisperSettings
+    from assistant.asr.weights import fetch_whisper
+    from assistant.tts.piper import PiperEngine
+    from assistant.tts.selfcheck import SelfCheck, whisper_transcriber
+
+    fetch_whisper()
+    check = SelfCheck(whisper_transcriber(WhisperASR(WhisperSettings(device="cpu"))))
+    piper = PiperEngine()
+    timings, errors = [], []
+    for _ in range(repeats):
+        for text in REPLIES:
+            audio = piper.synthesize(text)
+            started = time.perf_counter()
+            wer, _ = check.score(text, audio)
+            timings.append(time.perf_counter() - started)
+            errors.append(wer)
+    return [
+        (f"self-check transcription per reply, tiny.en (median of {len(timings)})", f"{median_ms(timings):.0f} ms"),
+        ("self-check WER of Piper replies (mean)", f"{statistics.mean(errors):.3f}"),
+    ]
+
+
 def bench_tortoise_latents(repeats: int) -> list[tuple[str, str]]:
     from assistant.tts.tortoise.bench import bench_latents
 
@@ -90,12 +114,15 @@ def bench_tortoise_latents(repeats: int) -> list[tuple[str, str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-selfcheck", action="store_true", help="leave out the Whisper self-check rows")
     parser.add_argument("--skip-tortoise", action="store_true", help="leave out the tiny-Tortoise latents rows")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-tts-") as home:
         os.environ["ASSISTANT_HOME"] = home
         rows = bench_engines(args.repeats)
+        if not args.skip_selfcheck:
+            rows += bench_selfcheck(args.repeats)
         if not args.skip_tortoise:
             rows += bench_tortoise_latents(args.repeats)
     width = max(len(name) for name, _ in rows)
