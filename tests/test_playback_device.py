@@ -201,3 +201,26 @@ def test_say_without_out_plays_on_the_default_device(pulse, tmp_path, monkeypatc
     heard = record(pulse, tmp_path, lambda: codes.append(main(["say", "The kitchen light is on.", "--engine", "espeak"])))
     assert codes and set(codes) == {0}
     assert loud_seconds(heard) > 0.5
+
+
+def test_a_device_that_goes_away_mid_reply_is_reported_and_unmutes(pulse, tmp_path_factory, caplog) -> None:
+    """The sound server dies while a reply plays: the player reports it and stops "playing"
+    (else the listen loop would stay muted for good), instead of hanging or dying silently."""
+    from assistant.playback import DevicePlayer
+
+    doomed = VirtualPulse(tmp_path_factory.mktemp("doomed"))
+    doomed.start()
+    doomed.activate()
+    try:
+        player = DevicePlayer("pulse")
+        player.play(tone(5.0))
+        time.sleep(0.5)
+        assert player.is_playing
+        doomed.stop()
+        assert player.wait(timeout=10), "the player must not stay playing on a dead device"
+        assert not player.is_playing
+        assert player.error is not None and "playback on output device" in caplog.text
+    finally:
+        doomed.deactivate()
+        doomed.stop()
+        doomed.cleanup()

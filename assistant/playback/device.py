@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -117,33 +118,30 @@ class DevicePlayer:
                     self._idle.set()
 
     def _play_session(self, generation: int, samples: np.ndarray) -> None:
-        """Play one chunk and every chunk queued behind it on one stream."""
+        """Play one chunk and every chunk queued behind it on one stream. A device that cannot be
+        opened or goes away mid-reply is reported (`error`, log) and ends the session, so the
+        player never stays "playing" and the listener is never muted for good."""
         block = max(1, int(self.sample_rate * BLOCK_SECONDS))
         try:
-            stream = self._sd.OutputStream(device=self.device, samplerate=self.sample_rate, channels=1,
-                                           dtype="float32", blocksize=block)
-        except Exception as exc:  # a missing/unplugged device must not kill the worker
+            with self._sd.OutputStream(device=self.device, samplerate=self.sample_rate, channels=1,
+                                       dtype="float32", blocksize=block) as stream:
+                self._write_all(stream, block, generation, samples)
+        except Exception as exc:
             self.error = exc
-            log.error("cannot open the output device %r: %s", self.device, exc)
-            return
-        cancelled = False
-        with stream:
-            while True:
-                for start in range(0, len(samples), block):
-                    if not self._current(generation):
-                        cancelled = True
-                        break
-                    stream.write(samples[start:start + block].reshape(-1, 1))
-                if cancelled:
-                    stream.abort()
-                    break
-                try:
-                    generation, samples = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            log.error("playback on output device %r failed: %s", self.device, exc)
+
+    def _write_all(self, stream: Any, block: int, generation: int, samples: np.ndarray) -> None:
+        while True:
+            for start in range(0, len(samples), block):
                 if not self._current(generation):
-                    cancelled = True
                     stream.abort()
-                    break
-            if not cancelled:
-                stream.stop()  # waits until the last block has been played
+                    return
+                stream.write(samples[start:start + block].reshape(-1, 1))
+            try:
+                generation, samples = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if not self._current(generation):
+                stream.abort()
+                return
+        stream.stop()  # waits until the last block has been played
