@@ -80,3 +80,13 @@ def test_corrupt_entry_is_a_logged_miss_and_removed(tmp_path, caplog, damage) ->
 def test_invalid_cap_is_rejected(tmp_path) -> None:
     with pytest.raises(ValueError):
         ReplyCache(tmp_path, max_bytes=0)
+
+
+def test_an_unwritable_cache_is_logged_and_not_fatal(tmp_path, caplog) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    cache = ReplyCache(blocker / "replies")
+    with caplog.at_level(logging.WARNING, logger="assistant.tts.cache"):
+        cache.put(key("hello"), tone(0.1))
+        assert cache.get(key("hello")) is None
+    assert "cannot store 'hello'" in caplog.text

@@ -74,6 +74,9 @@ class ReplyCache:
                 data = path.read_bytes()
             except FileNotFoundError:
                 return None
+            except OSError as exc:
+                log.warning("reply cache: cannot read %s (%s); rendering instead", path, exc)
+                return None
             try:
                 audio = Audio.from_wav_bytes(data)
             except ValueError as exc:
@@ -87,6 +90,13 @@ class ReplyCache:
         return self._path(key).is_file()
 
     def put(self, key: CacheKey, audio: Audio) -> None:
+        """Store `audio`; best effort: a full or read-only disk is logged, never the reply's end."""
+        try:
+            self._put(key, audio)
+        except OSError as exc:
+            log.warning("reply cache: cannot store %r in %s (%s)", key.text, self.root, exc)
+
+    def _put(self, key: CacheKey, audio: Audio) -> None:
         data = audio.to_wav_bytes()
         if len(data) > self.max_bytes:
             log.info("reply cache: %r (%d bytes) is larger than the cap; not cached", key.text, len(data))
