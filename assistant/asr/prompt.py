@@ -8,6 +8,11 @@ was none, which biased every transcript towards nonsense: here no words means no
 Whisper keeps only the last 223 tokens of a prompt (half its 448-token text context, minus
 one); a longer prompt would silently lose its first words, so we cut it ourselves, whole words
 only, keeping the first ones.
+
+The words are joined by spaces and end with a full stop. A comma-separated list ("Voice
+commands: add, bedroom, ...") primed tiny.en to end every command with a comma and go on
+listing ("and nope, to my shopping, list,"); plain words did not (measured on the committed
+speech: 18 of 19 commands right with plain words, 17 with the list).
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 MAX_PROMPT_TOKENS = 223
-PROMPT_LEAD = "Voice commands:"
 
 
 def build_prompt(
@@ -23,7 +27,7 @@ def build_prompt(
     count_tokens: Callable[[str], int],
     max_tokens: int = MAX_PROMPT_TOKENS,
 ) -> str | None:
-    """'Voice commands: add, bedroom, ...' with as many words as fit, or None when there are none.
+    """'a activate add ... today.' with as many words as fit, or None when there are none.
 
     `count_tokens` measures a candidate prompt the way Whisper will (it prepends a space).
     Words keep the grammar's order and spelling; duplicates and blanks are dropped.
@@ -36,11 +40,11 @@ def build_prompt(
         word = word.strip()
         if not word or word in seen:
             continue
-        candidate = f"{PROMPT_LEAD} {', '.join([*kept, word])}."
+        candidate = " ".join([*kept, word]) + "."
         if count_tokens(candidate) > max_tokens:
             break
         kept.append(word)
         seen.add(word)
     if not kept:
         return None
-    return f"{PROMPT_LEAD} {', '.join(kept)}."
+    return " ".join(kept) + "."

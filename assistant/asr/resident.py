@@ -41,6 +41,14 @@ MAX_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window
 REPEAT_NGRAM = 3  # tokens: a command never says the same three tokens twice; a loop does
 
 
+def rms_dbfs(audio: np.ndarray) -> float:
+    """RMS level of float audio (full scale 1.0) in dBFS; -inf for nothing or digital silence."""
+    if audio.size == 0:
+        return float("-inf")
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    return 20 * np.log10(rms) if rms > 0 else float("-inf")
+
+
 def repeats_ngram(tokens: list[int], n: int = REPEAT_NGRAM) -> bool:
     """True when the last n tokens already occurred, in that order, earlier in the sequence."""
     if len(tokens) < 2 * n:
@@ -60,8 +68,11 @@ def first_period(text: str) -> str | None:
     """
     words = text.split()
     keys = [_word_key(w) for w in words]
+    last = len(keys) - 1
     for period in range(1, len(words)):
-        if all(keys[k] == keys[k - period] for k in range(period, len(keys))):
+        # the last word may have been cut mid-way by the repetition stop ("St" of "Stop")
+        if all(keys[k] == keys[k - period] or (k == last and keys[k - period].startswith(keys[k]))
+               for k in range(period, len(keys))):
             return " ".join(words[:period])
     return None
 
@@ -83,7 +94,8 @@ class WhisperASR:
         )
         self.load_ms = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))  # warm-up: first-call allocations and kernels
+        warm = np.random.default_rng(0).normal(0, 0.05, SAMPLE_RATE).astype(np.float32)
+        self.transcribe(warm)  # warm-up: first-call allocations and kernels (noise: silence is skipped)
         self.warmup_ms = (time.perf_counter() - started) * 1000
         log.info(
             "Whisper %s loaded on %s (%s) in %.0f ms, warm-up %.0f ms, %s context",
@@ -98,6 +110,10 @@ class WhisperASR:
     def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
         """float32 mono 16 kHz in (at most 30 s is used); the kept text out."""
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)[:MAX_SAMPLES]
+        level = rms_dbfs(audio)
+        if level < self.settings.silence_dbfs:
+            reason = f"silent audio ({level:.0f} dBFS < {self.settings.silence_dbfs:.0f})"
+            return Transcript(text="", segments=[{"text": "", "rms_dbfs": level, "dropped": reason}], duration_ms=0.0)
         started = time.perf_counter()
         short = self.settings.short_context
         with MODEL_LOCK:
@@ -173,16 +189,21 @@ class WhisperASR:
         frames = -(-(samples + margin) // HOP)
         return min(full, frames + frames % 2)
 
-    def _encode(self, audio: np.ndarray, *, short: bool) -> torch.Tensor:
-        """Log-mel of the audio (as `transcribe()` computes it), encoded over the frames needed."""
+    def log_mel(self, audio: np.ndarray, *, short: bool) -> torch.Tensor:
+        """(1, n_mels, frames): the first frames of the log-mel `transcribe()` would compute.
+
+        The padding after the audio is zeros, as `transcribe()` pads, and the normalisation only
+        depends on the loudest frame of the audio, so these frames equal the full-window ones.
+        """
         frames = self.mel_frames_for(len(audio), short)
-        # Padding after the audio is zeros, exactly as transcribe() pads; the normalisation only
-        # depends on the audio's loudest frame, so the kept frames equal the full-window ones.
         padding = frames * HOP - len(audio) + HOP
         mel = log_mel_spectrogram(torch.from_numpy(audio), self.n_mels, padding=padding, device=self.device)
         mel = mel[:, :frames].unsqueeze(0)
-        if self.fp16:
-            mel = mel.half()
+        return mel.half() if self.fp16 else mel
+
+    def _encode(self, audio: np.ndarray, *, short: bool) -> torch.Tensor:
+        """Whisper's encoder over the frames needed, its positional embedding sliced to match."""
+        mel = self.log_mel(audio, short=short)
         encoder = self.model.encoder
         with torch.inference_mode():
             x = torch.nn.functional.gelu(encoder.conv1(mel))

@@ -28,6 +28,10 @@ class WhisperSettings:
     """Drop a result whose average token log-probability is below this: what Whisper invents on
     noise ("I'm going to go to the ground.") scores about -1.75, commands -0.05 to -0.8."""
 
+    silence_dbfs: float = -60.0
+    """Audio whose RMS level is below this is not transcribed at all: on digital silence tiny.en
+    with the vocabulary prompt says "you" with a no-speech probability of only 0.56."""
+
     short_context: bool = True
     """Encode only the audio (plus `context_margin_seconds`) instead of 30 s of padding."""
 

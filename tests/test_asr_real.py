@@ -1,0 +1,120 @@
+"""Recognition with the real tiny.en weights on the committed Piper speech: commands come out
+as their intents, silence and noise come out as nothing (the "Thank you." guard), and
+short-context encoding agrees with the full 30 s window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.asr import WhisperASR, WhisperSettings
+from assistant.audio import WavFileSource, read_wav
+from assistant.intents import load_commands
+from assistant.vad import VadSegmenter
+from asr_support import AUDIO, COMMANDS, manifest, real_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def noise(samples: int) -> np.ndarray:
+    """Quiet white noise (-26 dBFS): above the silence gate, so the model really runs."""
+    return np.random.default_rng(1).normal(0, 0.05, samples).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def commands():
+    return load_commands(COMMANDS)
+
+
+@pytest.fixture(scope="module")
+def short(commands):
+    return WhisperASR(WhisperSettings(model=str(real_checkpoint()), device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def full(commands):
+    return WhisperASR(WhisperSettings(model=str(real_checkpoint()), device="cpu", short_context=False))
+
+
+def _segments(name: str):
+    segmenter = VadSegmenter()
+    found = [s for frame in WavFileSource(AUDIO / name).frames() if (s := segmenter.feed(frame))]
+    last = segmenter.flush()
+    return found + ([last] if last else [])
+
+
+def _clips(commands, kinds):
+    """(file, said, audio, expected (intent, slots) or None) for each spoken segment of those kinds."""
+    clips = []
+    for name, info in manifest().items():
+        if info["kind"] not in kinds:
+            continue
+        said = [info["text"]] if info["kind"] == "command" else [part["text"] for part in info["segments"]]
+        segments = _segments(name)
+        assert len(segments) == len(said), name
+        for text, segment in zip(said, segments):
+            match = commands.match(text)
+            clips.append((name, text, segment.audio, (match.intent, match.slots) if match else None))
+    return clips
+
+
+def _recognise(asr, commands, audio, prompt):
+    text = asr.transcribe(audio, prompt=prompt).text
+    match = commands.match(text) if text else None
+    return text, ((match.intent, match.slots) if match else None)
+
+
+def test_full_window_gets_the_long_recording_exactly(full, commands):
+    """The loop tests (test_loop_real.py) check the same recording with short-context encoding."""
+    clips = _clips(commands, {"long"})
+    prompt = full.vocabulary_prompt(commands.vocabulary())
+    got = [_recognise(full, commands, audio, prompt) for _, _, audio, _ in clips]
+    assert [g for _, g in got] == [expected for *_, expected in clips], [t for t, _ in got]
+
+
+@pytest.mark.parametrize("mode", ["short", "full"])
+def test_single_command_files_at_most_one_miss(request, commands, mode):
+    """Measured (README): short context 8 of 9 files right (turn_on_kitchen_lights.wav is heard as
+    "put on the kitchen lights"), full window also 8 of 9 ("print on ..."): tiny.en's weak spot
+    on this Piper voice. Every other command must come out with its exact slots."""
+    asr = request.getfixturevalue(mode)
+    prompt = asr.vocabulary_prompt(commands.vocabulary())
+    clips = _clips(commands, {"command"})
+    wrong = []
+    for name, said, audio, expected in clips:
+        text, got = _recognise(asr, commands, audio, prompt)
+        if got != expected:
+            wrong.append((name, said, text))
+    assert len(clips) == 9 and len(wrong) <= 1, wrong
+
+
+@pytest.mark.parametrize("name", ["silence.wav", "noise.wav"])
+@pytest.mark.parametrize("mode", ["short", "full"])
+@pytest.mark.parametrize("with_prompt", [False, True])
+def test_silence_and_noise_give_no_text(request, commands, name, mode, with_prompt):
+    """Whisper says "you" on silence and invents sentences on noise; the guard drops them."""
+    asr = request.getfixturevalue(mode)
+    audio, rate = read_wav(AUDIO / name)
+    assert rate == 16000
+    prompt = asr.vocabulary_prompt(commands.vocabulary()) if with_prompt else None
+    result = asr.transcribe(audio[:32000], prompt=prompt)
+    assert result.text == "", result.segments
+    assert "dropped" in result.segments[0]
+
+
+def test_one_word_stop_is_heard(short, commands):
+    (segment,) = _segments("stop.wav")
+    text, got = _recognise(short, commands, segment.audio, short.vocabulary_prompt(commands.vocabulary()))
+    assert got == ("Stop", {}), text
+
+
+def test_short_context_is_much_faster_than_the_full_window(short, full):
+    (segment,) = _segments("turn_off_bedroom_lights.wav")
+    short_ms = min(short.transcribe(segment.audio).duration_ms for _ in range(3))
+    full_ms = min(full.transcribe(segment.audio).duration_ms for _ in range(3))
+    assert short_ms < full_ms * 0.7, (short_ms, full_ms)
+
+
+def test_audio_longer_than_whispers_window_is_cut_not_failed(short):
+    result = short.transcribe(noise(16000 * 31))
+    assert result.segments[0]["audio_ctx"] <= 1500
