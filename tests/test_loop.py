@@ -1,0 +1,253 @@
+"""ListenLoop mechanics with real audio and the real VAD, a scripted recogniser standing in for
+Whisper (its recognition is tested in test_loop_real.py): events, muting, queueing, errors,
+hot reload and stopping."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from assistant.asr import Transcript
+from assistant.audio import WavFileSource
+from assistant.handlers import Dispatcher
+from assistant.intents import load_commands
+from assistant.loop import ListenLoop, LoopSettings
+from asr_support import AUDIO, COMMANDS
+
+
+class FramesSource:
+    """Frames of committed WAV files, played back to back; `realtime` as a microphone would say."""
+
+    def __init__(self, *names: str, realtime: bool = False, pace: float = 0.0) -> None:
+        self.frames_list = [f for name in names for f in WavFileSource(AUDIO / name).frames()]
+        self.realtime = realtime
+        self.pace = pace
+        self.closed = threading.Event()
+        self.state = "open"
+
+    def frames(self):
+        for frame in self.frames_list:
+            if self.closed.is_set():
+                return
+            if self.pace:
+                time.sleep(self.pace)
+            yield frame
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class ScriptedASR:
+    """Says the given texts in turn (an Exception in the list is raised instead)."""
+
+    def __init__(self, *texts, delay: float = 0.0) -> None:
+        self.texts = list(texts)
+        self.delay = delay
+        self.prompts: list[str | None] = []
+        self.calls = 0
+
+    def vocabulary_prompt(self, words):
+        return "PROMPT " + " ".join(sorted(words)[:3])
+
+    def transcribe(self, audio, prompt=None):
+        self.calls += 1
+        self.prompts.append(prompt)
+        time.sleep(self.delay)
+        item = self.texts.pop(0) if self.texts else ""
+        if isinstance(item, Exception):
+            raise item
+        return Transcript(text=item, segments=[{"text": item}], duration_ms=self.delay * 1000 + 1.0)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_HOME", str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def commands():
+    return load_commands(COMMANDS)
+
+
+@pytest.fixture
+def dispatcher(commands):
+    d = Dispatcher(commands, announce=lambda text: None)
+    yield d
+    d.close()
+
+
+def run_loop(source, asr, commands, dispatcher, **kwargs):
+    events: list[dict] = []
+    spoken: list[str] = []
+    kwargs.setdefault("speak", spoken.append)
+    loop = ListenLoop(source, asr, commands, dispatcher, on_event=events.append, **kwargs)
+    loop.run()
+    return loop, events, spoken
+
+
+def kinds(events):
+    return [e["event"] for e in events]
+
+
+def test_one_command_gives_the_events_in_order_and_speaks_the_reply(commands, dispatcher):
+    loop, events, spoken = run_loop(FramesSource("stop.wav"), ScriptedASR("Stop."), commands, dispatcher)
+    assert kinds(events) == ["speech", "transcript", "intent", "handler", "reply"]
+    speech, transcript, intent, handler, reply = events
+    assert set(speech) == {"event", "start", "end"} and 0 < speech["start"] < speech["end"] < 2.2
+    assert transcript == {"event": "transcript", "text": "Stop.", "start": speech["start"], "end": speech["end"], "asr_ms": 1.0}
+    assert intent["intent"] == "Stop" and intent["slots"] == {} and intent["text"] == "Stop."
+    assert isinstance(intent["latency_ms"], float) and intent["latency_ms"] >= 0
+    assert handler == {"event": "handler", "intent": "Stop", "ok": True}
+    assert reply == {"event": "reply", "text": spoken[0]}
+    assert loop.stats.frames > 60 and len(loop.stats.asr_ms) == len(loop.stats.latency_ms) == 1
+
+
+def test_slots_reach_the_intent_event(commands, dispatcher):
+    _, events, _ = run_loop(FramesSource("set_timer_five_minutes.wav"), ScriptedASR("set a timer for five minutes"),
+                            commands, dispatcher)
+    (intent,) = [e for e in events if e["event"] == "intent"]
+    assert intent["intent"] == "TimerSet" and intent["slots"] == {"minutes": 5}
+
+
+def test_text_that_matches_nothing_is_a_no_match(commands, dispatcher):
+    _, events, spoken = run_loop(FramesSource("what_time.wav"), ScriptedASR("the weather is lovely"), commands, dispatcher)
+    assert kinds(events) == ["speech", "transcript", "no-match"]
+    assert events[-1] == {"event": "no-match", "text": "the weather is lovely"}
+    assert spoken == []
+
+
+def test_empty_transcripts_end_quietly(commands, dispatcher):
+    _, events, _ = run_loop(FramesSource("stop.wav"), ScriptedASR(""), commands, dispatcher)
+    assert kinds(events) == ["speech"]
+
+
+def test_the_vocabulary_prompt_goes_to_the_recogniser_and_can_be_turned_off(commands, dispatcher):
+    asr = ScriptedASR("stop")
+    loop, _, _ = run_loop(FramesSource("stop.wav"), asr, commands, dispatcher)
+    assert asr.prompts == [loop.prompt] and loop.prompt.startswith("PROMPT ")
+    asr = ScriptedASR("stop")
+    loop, _, _ = run_loop(FramesSource("stop.wav"), asr, commands, dispatcher,
+                          settings=LoopSettings(vocabulary_prompt=False))
+    assert asr.prompts == [None] and loop.prompt is None
+
+
+@pytest.mark.parametrize("stage", ["asr", "match", "speak"])
+def test_a_failing_stage_is_reported_and_the_next_command_still_works(commands, dispatcher, stage, caplog):
+    asr = ScriptedASR(RuntimeError("boom") if stage == "asr" else "stop", "what time is it")
+    kwargs = {}
+    if stage == "match":
+        class Exploding:
+            calls = 0
+
+            def vocabulary(self):
+                return commands.vocabulary()
+
+            def match(self, text):
+                Exploding.calls += 1
+                if Exploding.calls == 1:
+                    raise RuntimeError("boom")
+                return commands.match(text)
+        used = Exploding()
+    else:
+        used = commands
+    spoken: list[str] = []
+    if stage == "speak":
+        def speak(text):
+            spoken.append(text)
+            if len(spoken) == 1:
+                raise RuntimeError("boom")
+        kwargs["speak"] = speak
+    with caplog.at_level(logging.ERROR, logger="assistant.loop"):
+        _, events, _ = run_loop(FramesSource("stop.wav", "what_time.wav"), asr, used, dispatcher, **kwargs)
+    errors = [e for e in events if e["event"] == "error"]
+    assert errors == [{"event": "error", "stage": stage, "message": "RuntimeError: boom"}]
+    assert [e["intent"] for e in events if e["event"] == "intent"][-1] == "GetTime"
+    assert "boom" in caplog.text
+
+
+def test_a_failing_event_consumer_does_not_stop_listening(commands, dispatcher):
+    spoken: list[str] = []
+
+    def broken(event):
+        raise ValueError("consumer")
+
+    loop = ListenLoop(FramesSource("stop.wav"), ScriptedASR("stop"), commands, dispatcher, speak=spoken.append, on_event=broken)
+    loop.run()
+    assert len(spoken) == 1
+
+
+def test_nothing_is_heard_while_the_assistant_speaks(commands, dispatcher):
+    asr = ScriptedASR("stop")
+    _, events, _ = run_loop(FramesSource("stop.wav"), asr, commands, dispatcher, is_speaking=lambda: True)
+    assert events == [] and asr.calls == 0
+
+
+def test_recognition_never_blocks_a_live_source_oldest_segments_are_dropped(commands, dispatcher, caplog):
+    """Four commands arrive faster than a 1.5 s recogniser: capture finishes long before
+    recognition, the queue (size 1) keeps the newest, and the drops are logged."""
+    names = ("stop.wav", "what_time.wav", "cancel_timer.wav", "what_date.wav")
+    asr = ScriptedASR(*["stop"] * 4, delay=1.5)
+    source = FramesSource(*names, realtime=True)
+    captured_at: list[float] = []
+    original = source.frames
+
+    def frames():
+        yield from original()
+        captured_at.append(time.perf_counter())
+
+    source.frames = frames
+    started = time.perf_counter()
+    with caplog.at_level(logging.WARNING, logger="assistant.loop"):
+        loop, events, _ = run_loop(source, asr, commands, dispatcher, settings=LoopSettings(queue_size=1))
+    assert captured_at[0] - started < 1.4  # capture did not wait for the first recognition
+    assert loop.stats.dropped_segments >= 1 and "falling behind" in caplog.text
+    assert asr.calls + loop.stats.dropped_segments == 4
+    assert len([e for e in events if e["event"] == "speech"]) == 4
+
+
+def test_a_file_source_waits_for_room_instead_of_dropping(commands, dispatcher):
+    names = ("stop.wav", "what_time.wav", "cancel_timer.wav")
+    asr = ScriptedASR("stop", "what time is it", "cancel the timer", delay=0.2)
+    loop, events, _ = run_loop(FramesSource(*names), asr, commands, dispatcher, settings=LoopSettings(queue_size=1))
+    assert loop.stats.dropped_segments == 0
+    assert [e["intent"] for e in events if e["event"] == "intent"] == ["Stop", "GetTime", "TimerCancel"]
+
+
+def test_latency_excludes_the_silence_window_but_includes_recognition(commands, dispatcher):
+    _, events, _ = run_loop(FramesSource("stop.wav"), ScriptedASR("stop", delay=0.3), commands, dispatcher)
+    (intent,) = [e for e in events if e["event"] == "intent"]
+    assert 300 <= intent["latency_ms"] < 600  # 0.7 s of closing silence would push it past 1000
+
+
+def test_replace_commands_changes_matching_and_the_prompt(tmp_path, commands, dispatcher):
+    other = tmp_path / "other.yaml"
+    other.write_text("intents:\n  Dance:\n    data:\n      - sentences:\n          - \"let us dance\"\n    reply: \"Dancing.\"\n")
+    new = load_commands(other)
+    asr = ScriptedASR("let us dance")
+    loop = ListenLoop(FramesSource("stop.wav"), asr, commands, dispatcher, on_event=lambda e: None)
+    before = loop.prompt
+    loop.replace_commands(new)
+    assert loop.commands is new and loop.prompt != before
+    events: list[dict] = []
+    loop.on_event = events.append
+    loop.run()
+    assert [e["intent"] for e in events if e["event"] == "intent"] == ["Dance"]
+
+
+def test_stop_ends_a_live_loop_promptly(commands, dispatcher):
+    source = FramesSource(*["silence.wav"] * 20, realtime=True, pace=0.005)
+    loop = ListenLoop(source, ScriptedASR(), commands, dispatcher, on_event=lambda e: None)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    time.sleep(0.2)
+    loop.stop()
+    thread.join(timeout=2)
+    assert not thread.is_alive() and source.closed.is_set()
+
+
+def test_queue_size_is_validated():
+    with pytest.raises(ValueError, match="queue_size"):
+        LoopSettings(queue_size=0)
