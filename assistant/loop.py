@@ -45,9 +45,15 @@ class LoopSettings:
     segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
     queue_size: int = 4
     """Segments waiting for recognition before the oldest is dropped (live sources only)."""
+    short_first_pass: bool = True
+    """Recognise in two passes: first Whisper over the audio only (short context, with the
+    vocabulary prompt), accepted when its text is exactly one of the commands; otherwise again
+    over the full 30 s window without a prompt, as openai-whisper's transcribe() would. On the
+    committed speech: 19 of 19 right (as the full window alone) at a median ~170 ms instead of
+    ~410 ms; chatter and near-misses pay for both passes. False: the full window only."""
     vocabulary_prompt: bool = True
-    """Give Whisper the commands' words as a prompt: on the committed speech it turns "Pern on
-    the kitchen lights" into "Turn on ..." at ~100 ms extra per command."""
+    """Give the first pass the commands' words as a prompt ("Pern on the kitchen lights" became
+    "Turn on ...")."""
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -64,6 +70,7 @@ class LoopStats:
     match_ms: list[float] = field(default_factory=list)
     handler_ms: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
+    second_passes: int = 0
     dropped_segments: int = 0
     errors: int = 0
 
@@ -75,6 +82,10 @@ class _Queued:
 
 
 _END = object()
+
+
+class _StageError(Exception):
+    """A stage failed and was reported; the segment is abandoned."""
 
 
 def _print_event(event: dict) -> None:
@@ -236,27 +247,13 @@ class ListenLoop:
         with self._lock:
             commands, prompt = self._commands, self._prompt
         try:
-            transcript = self.asr.transcribe(segment.audio, prompt=prompt)
-        except Exception as exc:  # noqa: BLE001
-            self._error("asr", exc)
+            text, asr_ms, match, match_ms = self._transcribe_and_match(segment, commands, prompt)
+        except _StageError:
             return
-        self.stats.asr_ms.append(transcript.duration_ms)
-        text = transcript.text.strip()
+        self.stats.asr_ms.append(asr_ms)
+        self.stats.match_ms.append(match_ms)
         if not text:
-            why = "; ".join(s.get("dropped", "") for s in transcript.segments) or "nothing recognised"
-            log.info("speech at %.2f-%.2f s gave no text (%s)", segment.start, segment.end, why)
             return
-        self._emit({
-            "event": "transcript", "text": text, "start": round(segment.start, 3), "end": round(segment.end, 3),
-            "asr_ms": round(transcript.duration_ms, 1),
-        })
-        started = time.perf_counter()
-        try:
-            match = commands.match(text)
-        except Exception as exc:  # noqa: BLE001
-            self._error("match", exc)
-            return
-        self.stats.match_ms.append((time.perf_counter() - started) * 1000)
         if match is None:
             self._emit({"event": "no-match", "text": text})
             return
@@ -277,6 +274,51 @@ class ListenLoop:
                     self.speak(outcome.reply)
                 except Exception as exc:  # noqa: BLE001
                     self._error("speak", exc)
+
+    def _transcribe_and_match(self, segment: SpeechSegment, commands: Any, prompt: str | None):
+        """(text, Whisper ms, match or None, match ms) after one or two recognition passes."""
+        two_pass = self.settings.short_first_pass
+        text, asr_ms = self._transcribe(segment, prompt, short=True if two_pass else False)
+        match, match_ms = self._match(commands, text)
+        if two_pass and (match is None or not match.exact):
+            # Not exactly a command: maybe the short context misheard; ask the full window.
+            self.stats.second_passes += 1
+            first = text
+            text, more_ms = self._transcribe(segment, None, short=False)
+            asr_ms += more_ms
+            if text != first:
+                match, more_match_ms = self._match(commands, text)
+                match_ms += more_match_ms
+            log.debug("second pass over the full window: %r -> %r", first, text)
+        if text:
+            self._emit({
+                "event": "transcript", "text": text, "start": round(segment.start, 3), "end": round(segment.end, 3),
+                "asr_ms": round(asr_ms, 1),
+            })
+        return text, asr_ms, match, match_ms
+
+    def _transcribe(self, segment: SpeechSegment, prompt: str | None, *, short: bool) -> tuple[str, float]:
+        try:
+            transcript = self.asr.transcribe(segment.audio, prompt=prompt, short_context=short)
+        except Exception as exc:  # noqa: BLE001
+            self._error("asr", exc)
+            raise _StageError from exc
+        text = transcript.text.strip()
+        if not text:
+            why = "; ".join(s.get("dropped", "") for s in transcript.segments) or "nothing recognised"
+            log.info("speech at %.2f-%.2f s gave no text (%s)", segment.start, segment.end, why)
+        return text, transcript.duration_ms
+
+    def _match(self, commands: Any, text: str) -> tuple[Any, float]:
+        if not text:
+            return None, 0.0
+        started = time.perf_counter()
+        try:
+            match = commands.match(text)
+        except Exception as exc:  # noqa: BLE001
+            self._error("match", exc)
+            raise _StageError from exc
+        return match, (time.perf_counter() - started) * 1000
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def asr(checkpoint):
-    return WhisperASR(WhisperSettings(model=str(checkpoint), device="cpu"))
+    return WhisperASR(WhisperSettings(model=str(checkpoint), device="cpu", short_context=True))
 
 
 def test_loads_by_path_on_cpu_in_fp32_and_is_warm(asr, checkpoint):
@@ -84,22 +84,26 @@ def test_short_context_covers_the_audio_plus_the_margin(asr):
     assert asr.mel_frames_for(32000, short=False) == 3000
 
 
-def test_full_context_setting_encodes_the_whole_window(checkpoint):
-    full = WhisperASR(WhisperSettings(model=str(checkpoint), device="cpu", short_context=False))
+def test_full_context_is_the_default_and_can_be_chosen_per_call(checkpoint, asr):
+    full = WhisperASR(WhisperSettings(model=str(checkpoint), device="cpu"))
     assert full.transcribe(noise(16000)).segments[0]["audio_ctx"] == 1500
+    assert full.transcribe(noise(16000), short_context=True).segments[0]["audio_ctx"] in (100, 1500)
+    assert asr.transcribe(noise(16000), short_context=False).segments[0]["full_context_retry"] is False
 
 
-def test_short_context_mel_is_the_start_of_the_full_window_mel(asr):
-    """What the encoder sees in short-context mode is exactly what transcribe() computes,
-    only fewer frames of the padding."""
+def test_mel_is_what_transcribe_gives_the_encoder_cut_short(asr):
+    """transcribe() keeps the audio's own frames of a spectrogram of audio + 30 s of zeros and
+    pads them with 0.0 to 3000 frames; short context is the start of exactly that."""
     from whisper.audio import N_SAMPLES, log_mel_spectrogram, pad_or_trim
 
     audio = np.random.default_rng(0).normal(0, 0.1, 24000).astype(np.float32)
-    full = pad_or_trim(log_mel_spectrogram(torch.from_numpy(audio), 80, padding=N_SAMPLES), 3000)
+    mel = log_mel_spectrogram(audio, 80, padding=N_SAMPLES)
+    expected = pad_or_trim(mel[:, : mel.shape[-1] - 3000], 3000)
+    full = asr.log_mel(audio, short=False)[0]
     short = asr.log_mel(audio, short=True)[0]
+    assert torch.equal(full, expected)
     assert short.shape == (80, asr.mel_frames_for(len(audio)))
-    assert torch.allclose(short, full[:, : short.shape[1]], atol=1e-6)
-    assert asr.log_mel(audio, short=False).shape == (1, 80, 3000)
+    assert torch.equal(short, expected[:, : short.shape[1]])
 
 
 def test_every_inference_holds_the_model_lock(asr, monkeypatch):

@@ -28,12 +28,12 @@ def commands():
 
 @pytest.fixture(scope="module")
 def short(commands):
-    return WhisperASR(WhisperSettings(model=str(real_checkpoint()), device="cpu"))
+    return WhisperASR(WhisperSettings(model=str(real_checkpoint()), device="cpu", short_context=True))
 
 
 @pytest.fixture(scope="module")
 def full(commands):
-    return WhisperASR(WhisperSettings(model=str(real_checkpoint()), device="cpu", short_context=False))
+    return WhisperASR(WhisperSettings(model=str(real_checkpoint()), device="cpu"))
 
 
 def _segments(name: str):
@@ -64,20 +64,18 @@ def _recognise(asr, commands, audio, prompt):
     return text, ((match.intent, match.slots) if match else None)
 
 
-def test_full_window_gets_the_long_recording_exactly(full, commands):
-    """The loop tests (test_loop_real.py) check the same recording with short-context encoding."""
-    clips = _clips(commands, {"long"})
-    prompt = full.vocabulary_prompt(commands.vocabulary())
-    got = [_recognise(full, commands, audio, prompt) for _, _, audio, _ in clips]
+def test_full_window_without_prompt_gets_every_command_file_exactly(full, commands):
+    """openai-whisper's transcribe() decoding, the loop's second pass (19 of 19 segments measured
+    with the long recording, which test_loop_real.py runs through the loop)."""
+    clips = _clips(commands, {"command"})
+    got = [_recognise(full, commands, audio, None) for _, _, audio, _ in clips]
     assert [g for _, g in got] == [expected for *_, expected in clips], [t for t, _ in got]
 
 
-@pytest.mark.parametrize("mode", ["short", "full"])
-def test_single_command_files_at_most_one_miss(request, commands, mode):
-    """Measured (README): short context 8 of 9 files right (turn_on_kitchen_lights.wav is heard as
-    "put on the kitchen lights"), full window also 8 of 9 ("print on ..."): tiny.en's weak spot
-    on this Piper voice. Every other command must come out with its exact slots."""
-    asr = request.getfixturevalue(mode)
+def test_short_context_with_prompt_misses_at_most_one_command_file(short, commands):
+    """Measured (README): 8 of 9 files right; add_milk.wav is heard as "and no to my shopping
+    list" (the loop's second pass repairs it: test_loop_real.py)."""
+    asr = short
     prompt = asr.vocabulary_prompt(commands.vocabulary())
     clips = _clips(commands, {"command"})
     wrong = []
@@ -110,8 +108,8 @@ def test_one_word_stop_is_heard(short, commands):
 
 def test_short_context_is_much_faster_than_the_full_window(short, full):
     (segment,) = _segments("turn_off_bedroom_lights.wav")
-    short_ms = min(short.transcribe(segment.audio).duration_ms for _ in range(3))
-    full_ms = min(full.transcribe(segment.audio).duration_ms for _ in range(3))
+    short_ms = min(short.transcribe(segment.audio).duration_ms for _ in range(2))
+    full_ms = min(full.transcribe(segment.audio).duration_ms for _ in range(2))
     assert short_ms < full_ms * 0.7, (short_ms, full_ms)
 
 

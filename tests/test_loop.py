@@ -41,22 +41,32 @@ class FramesSource:
 
 
 class ScriptedASR:
-    """Says the given texts in turn (an Exception in the list is raised instead)."""
+    """Says the given texts in turn, one per segment (an Exception is raised instead). A full-window
+    second pass says the same as the first unless `second` gives another text for that segment."""
 
-    def __init__(self, *texts, delay: float = 0.0) -> None:
+    def __init__(self, *texts, delay: float = 0.0, second: dict[int, str] | None = None) -> None:
         self.texts = list(texts)
         self.delay = delay
+        self.second = second or {}
         self.prompts: list[str | None] = []
+        self.passes: list[bool | None] = []
         self.calls = 0
+        self.segment = -1
+        self.current = ""
 
     def vocabulary_prompt(self, words):
         return "PROMPT " + " ".join(sorted(words)[:3])
 
-    def transcribe(self, audio, prompt=None):
+    def transcribe(self, audio, prompt=None, short_context=None):
         self.calls += 1
         self.prompts.append(prompt)
+        self.passes.append(short_context)
         time.sleep(self.delay)
-        item = self.texts.pop(0) if self.texts else ""
+        if short_context is False and self.passes[-2:-1] == [True]:
+            item = self.second.get(self.segment, self.current)
+        else:
+            self.segment += 1
+            item = self.current = self.texts.pop(0) if self.texts else ""
         if isinstance(item, Exception):
             raise item
         return Transcript(text=item, segments=[{"text": item}], duration_ms=self.delay * 1000 + 1.0)
@@ -124,14 +134,38 @@ def test_empty_transcripts_end_quietly(commands, dispatcher):
     assert kinds(events) == ["speech"]
 
 
-def test_the_vocabulary_prompt_goes_to_the_recogniser_and_can_be_turned_off(commands, dispatcher):
+def test_the_vocabulary_prompt_goes_to_the_first_pass_and_can_be_turned_off(commands, dispatcher):
     asr = ScriptedASR("stop")
     loop, _, _ = run_loop(FramesSource("stop.wav"), asr, commands, dispatcher)
     assert asr.prompts == [loop.prompt] and loop.prompt.startswith("PROMPT ")
+    assert asr.passes == [True] and loop.stats.second_passes == 0  # exact command: one short pass
     asr = ScriptedASR("stop")
     loop, _, _ = run_loop(FramesSource("stop.wav"), asr, commands, dispatcher,
                           settings=LoopSettings(vocabulary_prompt=False))
     assert asr.prompts == [None] and loop.prompt is None
+
+
+def test_a_first_pass_that_is_not_exactly_a_command_is_decoded_again_over_the_full_window(commands, dispatcher):
+    asr = ScriptedASR("and no to my shopping list", second={0: "add milk to my shopping list"}, delay=0.01)
+    loop, events, _ = run_loop(FramesSource("add_milk.wav"), asr, commands, dispatcher)
+    assert asr.passes == [True, False] and asr.prompts[1] is None
+    assert loop.stats.second_passes == 1
+    (transcript,) = [e for e in events if e["event"] == "transcript"]
+    assert transcript["text"] == "add milk to my shopping list" and transcript["asr_ms"] >= 20
+    assert [(e["intent"], e["slots"]) for e in events if e["event"] == "intent"] == [("ShoppingListAdd", {"item": "milk"})]
+
+
+def test_chatter_pays_for_both_passes_and_stays_a_no_match(commands, dispatcher):
+    asr = ScriptedASR("the weather is lovely")
+    loop, events, _ = run_loop(FramesSource("what_time.wav"), asr, commands, dispatcher)
+    assert asr.passes == [True, False] and loop.stats.second_passes == 1
+    assert kinds(events) == ["speech", "transcript", "no-match"]
+
+
+def test_full_context_only_is_one_pass(commands, dispatcher):
+    asr = ScriptedASR("the weather is lovely")
+    run_loop(FramesSource("what_time.wav"), asr, commands, dispatcher, settings=LoopSettings(short_first_pass=False))
+    assert asr.passes == [False]
 
 
 @pytest.mark.parametrize("stage", ["asr", "match", "speak"])
@@ -189,7 +223,7 @@ def test_recognition_never_blocks_a_live_source_oldest_segments_are_dropped(comm
     """Four commands arrive faster than a 1.5 s recogniser: capture finishes long before
     recognition, the queue (size 1) keeps the newest, and the drops are logged."""
     names = ("stop.wav", "what_time.wav", "cancel_timer.wav", "what_date.wav")
-    asr = ScriptedASR(*["stop"] * 4, delay=1.5)
+    asr = ScriptedASR(*["stop"] * 4, delay=1.5)  # exact commands: one pass each
     source = FramesSource(*names, realtime=True)
     captured_at: list[float] = []
     original = source.frames

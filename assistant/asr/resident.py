@@ -11,9 +11,11 @@ positions) even for a 2 s command; the encoder on that padding is most of the ~4
 costs on a 2-core CPU. Like whisper.cpp's `-ac` option, `short_context` encodes only the mel
 frames of the audio plus a margin of the padding after it, with the encoder's positional
 embedding sliced to match, and hands those features to Whisper's own `DecodingTask`
-(cross-attention works over any number of audio positions). On the committed speech it gives
-the same transcripts as full-context decoding (tests/test_asr_real.py) at a fraction of the cost
-(README, "Measured numbers").
+(cross-attention works over any number of audio positions). It is ~2.4x faster per command
+but less sure of itself: it may miss the end of the text and repeat it (stopped after three
+repeated tokens and trimmed to the first round) and on the committed speech it got 17 of 19
+segments right against 19 for the full window. So it is off by default; the listen loop uses it
+as a first pass checked against the grammar (assistant/loop.py, README "Measured numbers").
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 HOP = 160  # audio samples per mel frame
 MAX_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window
+N_FRAMES = MAX_SAMPLES // HOP  # 3000 mel frames
 REPEAT_NGRAM = 3  # tokens: a command never says the same three tokens twice; a loop does
 
 
@@ -100,22 +103,25 @@ class WhisperASR:
         log.info(
             "Whisper %s loaded on %s (%s) in %.0f ms, warm-up %.0f ms, %s context",
             self.checkpoint.name, self.device, "fp16" if self.fp16 else "fp32", self.load_ms, self.warmup_ms,
-            "short" if settings.short_context else "full 30 s",
+            "short" if settings.short_context else "full 30 s",  # the default per call
         )
 
     def vocabulary_prompt(self, words: list[str]) -> str | None:
         """The prompt for a command set's vocabulary, cut to what Whisper keeps."""
         return build_prompt(words, lambda text: len(self.tokenizer.encode(" " + text.strip())))
 
-    def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
-        """float32 mono 16 kHz in (at most 30 s is used); the kept text out."""
+    def transcribe(self, audio: np.ndarray, prompt: str | None = None, *, short_context: bool | None = None) -> Transcript:
+        """float32 mono 16 kHz in (at most 30 s is used); the kept text out.
+
+        `short_context` None follows the settings; True/False chooses for this call only.
+        """
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)[:MAX_SAMPLES]
         level = rms_dbfs(audio)
         if level < self.settings.silence_dbfs:
             reason = f"silent audio ({level:.0f} dBFS < {self.settings.silence_dbfs:.0f})"
             return Transcript(text="", segments=[{"text": "", "rms_dbfs": level, "dropped": reason}], duration_ms=0.0)
         started = time.perf_counter()
-        short = self.settings.short_context
+        short = self.settings.short_context if short_context is None else short_context
         with MODEL_LOCK:
             result, audio_ctx = self._decode(audio, prompt, short=short)
             text = result.text.strip()
@@ -190,15 +196,18 @@ class WhisperASR:
         return min(full, frames + frames % 2)
 
     def log_mel(self, audio: np.ndarray, *, short: bool) -> torch.Tensor:
-        """(1, n_mels, frames): the first frames of the log-mel `transcribe()` would compute.
+        """(1, n_mels, frames): the log-mel that `transcribe()` gives the encoder, cut short.
 
-        The padding after the audio is zeros, as `transcribe()` pads, and the normalisation only
-        depends on the loudest frame of the audio, so these frames equal the full-window ones.
+        Like `transcribe()`: the spectrogram of the audio followed by 30 s of zeros, only the
+        audio's own frames kept, then padded with 0.0 in the normalised mel domain (not with the
+        spectrogram of silence: tiny.en heard "Pern on the kitchen lights" with that padding and
+        "Turn on ..." with this one). Short-context mode pads to the margin instead of 30 s.
         """
+        mel = log_mel_spectrogram(torch.from_numpy(audio), self.n_mels, padding=MAX_SAMPLES, device=self.device)
+        content = mel.shape[-1] - N_FRAMES
         frames = self.mel_frames_for(len(audio), short)
-        padding = frames * HOP - len(audio) + HOP
-        mel = log_mel_spectrogram(torch.from_numpy(audio), self.n_mels, padding=padding, device=self.device)
-        mel = mel[:, :frames].unsqueeze(0)
+        mel = torch.nn.functional.pad(mel[:, : min(content, frames)], (0, max(0, frames - content)))
+        mel = mel.unsqueeze(0)
         return mel.half() if self.fp16 else mel
 
     def _encode(self, audio: np.ndarray, *, short: bool) -> torch.Tensor:

@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listen.add_argument("--model", default="tiny.en", help="Whisper model name or .pt path (default tiny.en)")
     listen.add_argument("--asr-device", default="auto", help="auto, cpu, cuda, cuda:N, mps or xpu (default auto)")
     listen.add_argument("--full-context", action="store_true",
-                        help="encode Whisper's whole 30 s window (slower; short-context encoding is the default)")
+                        help="one Whisper pass over its whole 30 s window (slower) instead of a short-context "
+                             "first pass checked against the commands")
     listen.add_argument("--no-prompt", action="store_true", help="do not give Whisper the commands' vocabulary")
     listen.add_argument("--silence", type=float, metavar="SECONDS",
                         help="silence that ends a command (default 0.7; 0.25 answers faster but may cut slow speakers)")
@@ -99,7 +100,7 @@ def run_listen(args: argparse.Namespace) -> int:
     from assistant.vad import SegmenterSettings
 
     try:
-        asr = WhisperASR(WhisperSettings(model=args.model, device=args.asr_device, short_context=not args.full_context))
+        asr = WhisperASR(WhisperSettings(model=args.model, device=args.asr_device))
     except (WhisperWeightsError, ValueError) as exc:
         print(f"assistant listen: {exc}", file=sys.stderr)
         source.close()
@@ -116,7 +117,8 @@ def run_listen(args: argparse.Namespace) -> int:
     segmenter = SegmenterSettings() if args.silence is None else SegmenterSettings(silence_seconds=args.silence)
     loop = ListenLoop(
         source, asr, commands, dispatcher,
-        settings=LoopSettings(segmenter=segmenter, vocabulary_prompt=not args.no_prompt),
+        settings=LoopSettings(segmenter=segmenter, short_first_pass=not args.full_context,
+                              vocabulary_prompt=not args.no_prompt),
         speak=say,
         is_speaking=(lambda: speaker.is_speaking) if speaker is not None else (lambda: False),
         on_event=emit,
