@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,15 +42,32 @@ def test_listen_to_a_file_prints_jsonl_events_only_on_stdout(tmp_path):
 
 
 @pytest.mark.slow
-def test_without_a_microphone_the_demo_recording_runs_through_the_same_loop(monkeypatch, capsys):
+def test_without_a_microphone_the_demo_recording_plays_through_the_same_loop_in_real_time(monkeypatch, capsys):
+    assert listen_cli.DEMO_AUDIO == AUDIO / "long_mixed.wav" and listen_cli.DEMO_AUDIO.is_file()
+    monkeypatch.setattr(listen_cli, "DEMO_AUDIO", AUDIO / "stop.wav")  # the 2 s file: the demo runs at speech pace
     monkeypatch.setattr("assistant.audio.list_input_devices", lambda: [])
+    started = time.monotonic()
     code = main(["listen", "--events", "jsonl", "--no-speak", "--model", str(real_checkpoint()), "--commands", str(COMMANDS)])
     captured = capsys.readouterr()
     assert code == 0
-    assert "no microphone found" in captured.err and "long_mixed.wav" in captured.err
+    assert "no microphone found" in captured.err and "stop.wav" in captured.err
     events = [json.loads(line) for line in captured.out.splitlines()]
-    assert [e["intent"] for e in events if e["event"] == "intent"] == EXPECTED
-    assert listen_cli.DEMO_AUDIO == AUDIO / "long_mixed.wav"
+    assert [e["intent"] for e in events if e["event"] == "intent"] == ["Stop"]
+    assert time.monotonic() - started >= 2.0  # 2.1 s of audio took its own time
+
+
+def test_real_time_source_paces_frames_and_stops_when_closed():
+    from assistant.audio import WavFileSource
+
+    source = listen_cli.RealTimeSource(WavFileSource(AUDIO / "stop.wav"))
+    assert source.realtime
+    started = time.monotonic()
+    frames = source.frames()
+    for _ in range(10):
+        next(frames)
+    assert 0.25 <= time.monotonic() - started < 1.0  # 10 frames of 30 ms
+    source.close()
+    assert list(frames) == [] and source.state == "closed"
 
 
 def test_text_output_is_readable(capsys):

@@ -3,7 +3,8 @@
 `listen` hears the default microphone (or `--device`), a WAV file (`--input`, processed as fast
 as the machine allows, ending with the file) or raw s16le 16 kHz mono on stdin (`--stdin`).
 On a machine with no input device at all it says so and plays the bundled demo recording
-through the same loop, so a fresh install shows the whole pipeline working.
+through the same loop at the pace of speech, so a fresh install shows the whole pipeline
+working with the latencies a microphone would give.
 
 `--events jsonl` prints one JSON object per line on stdout (logs stay on stderr); the default
 prints the same events as short human-readable lines. Replies are spoken on the default output
@@ -19,6 +20,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = listen.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="FILE.wav", help="process this WAV file as fast as possible, then exit")
     source.add_argument("--stdin", action="store_true", help="read raw s16le 16 kHz mono PCM from stdin")
-    source.add_argument("--demo", action="store_true", help="process the bundled demo recording")
+    source.add_argument("--demo", action="store_true", help="play the bundled demo recording through the loop")
+    listen.add_argument("--realtime", action="store_true",
+                        help="feed --input/--demo at the speed of speech, as a microphone would (the demo always is)")
     listen.add_argument("--device", help="microphone: index or part of its name (see `assistant devices`)")
     listen.add_argument("--model", default="tiny.en", help="Whisper model name or .pt path (default tiny.en)")
     listen.add_argument("--asr-device", default="auto", help="auto, cpu, cuda, cuda:N, mps or xpu (default auto)")
@@ -143,7 +147,8 @@ def _open_source(args: argparse.Namespace) -> Any:
     from assistant.audio import MicrophoneSource, StdinSource, WavFileSource, list_input_devices
 
     if args.input:
-        return WavFileSource(args.input)
+        source = WavFileSource(args.input)
+        return RealTimeSource(source) if args.realtime else source
     if args.stdin:
         return StdinSource()
     if args.demo or (args.device is None and not list_input_devices()):
@@ -152,8 +157,37 @@ def _open_source(args: argparse.Namespace) -> Any:
                         "loop instead (use --input FILE.wav for your own audio)", DEMO_AUDIO)
         if not DEMO_AUDIO.is_file():
             raise FileNotFoundError(f"the demo recording {DEMO_AUDIO} is missing (it ships in the source tree)")
-        return WavFileSource(DEMO_AUDIO)
+        return RealTimeSource(WavFileSource(DEMO_AUDIO))
     return MicrophoneSource(_device(args.device))
+
+
+class RealTimeSource:
+    """A file played at the pace of speech: frames arrive as from a microphone, so latencies
+    and the live-source queue policy are what a user would see (a file read flat out queues
+    every command behind the previous ones)."""
+
+    realtime = True
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.state = "open"
+        self._closed = threading.Event()
+
+    def frames(self):
+        from assistant.audio import FRAME_MS
+
+        started = time.monotonic()
+        for index, frame in enumerate(self.inner.frames()):
+            delay = started + index * FRAME_MS / 1000 - time.monotonic()
+            if self._closed.wait(max(0.0, delay)):
+                return
+            yield frame
+        self.state = "closed"
+
+    def close(self) -> None:
+        self._closed.set()
+        self.state = "closed"
+        self.inner.close()
 
 
 def _open_speaker(args: argparse.Namespace, commands: Any) -> Any:
