@@ -10,7 +10,6 @@ import logging
 import queue
 import re
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -262,6 +261,40 @@ def test_a_crashed_loop_is_restarted(running, replies: Replies) -> None:
     assert replies.wait(1) == ["Today is a good day."]
 
 
+class FlakyASR:
+    """The real Whisper, failing on its first call the way a GPU can (out of memory)."""
+
+    def __init__(self, asr) -> None:
+        self.asr = asr
+        self.failures = 1
+
+    def transcribe(self, audio, prompt=None, **options):
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("CUDA out of memory")
+        return self.asr.transcribe(audio, prompt, **options)
+
+    def vocabulary_prompt(self, words):
+        return self.asr.vocabulary_prompt(words)
+
+
+def test_a_failing_stage_is_logged_and_the_loop_goes_on(commands_file: Path, asr, tmp_path: Path, replies: Replies) -> None:
+    source = FeedSource()
+    service = make_service(commands_file, FlakyASR(asr), source, tmp_path)
+    service.start()
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    try:
+        source.feed("what_date.wav", "what_date.wav")
+        assert replies.wait(1) == ["Today is a good day."]  # the first segment failed, the second was answered
+        state = health(service)
+        assert state["last_error"]["stage"] == "asr" and "out of memory" in state["last_error"]["message"]
+        assert metrics(service)['assistant_errors_total{stage="asr"}'] == 1
+    finally:
+        service.request_stop()
+        thread.join(30)
+
+
 class NotifyListener:
     def __init__(self, path: Path) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -305,48 +338,6 @@ def test_watchdog_pings_stop_when_the_loop_stalls_and_resume_after(commands_file
         service.request_stop()
         thread.join(30)
     assert any(m.startswith("STOPPING=1") for m in listener.drain(0.2))
-
-
-@pytest.mark.timeout(180)
-def test_microphone_gone_and_back_shows_in_health(commands_file: Path, asr, tmp_path: Path, replies: Replies) -> None:
-    sys.path.insert(0, str(AUDIO))
-    from virtual_pulse import PulseUnavailable, VirtualPulse
-
-    from assistant.audio import MicrophoneSource
-
-    try:
-        pulse = VirtualPulse(tmp_path / "pulse")
-        pulse.start()
-    except PulseUnavailable as exc:
-        pytest.skip(f"PulseAudio unavailable: {exc}")
-    pulse.activate()
-    service = None
-    thread = None
-    try:
-        source = MicrophoneSource("pulse", stall_seconds=0.5, backoff_seconds=0.1)
-        service = make_service(commands_file, asr, source, tmp_path)
-        service.start()
-        thread = threading.Thread(target=service.run, daemon=True)
-        thread.start()
-        assert wait_for(lambda: health(service)["microphone"]["state"] == "open", 15)
-        pulse.stop()  # the sound server (and with it the microphone) is gone
-        assert wait_for(lambda: health(service)["microphone"]["state"] == "reopening", 15)
-        assert health(service)["status"] == "degraded"
-        time.sleep(1.0)  # failed reopen attempts meanwhile
-        assert health(service)["listen_loop"]["running"]
-        pulse.start()
-        assert wait_for(lambda: health(service)["microphone"]["state"] == "open", 20)
-        assert health(service)["status"] == "ok"
-        pulse.play(AUDIO / "what_date.wav").wait(15)
-        assert replies.wait(1, timeout=60) == ["Today is a good day."]
-    finally:
-        if service is not None:
-            service.request_stop()
-        if thread is not None:
-            thread.join(30)
-        pulse.stop()
-        pulse.deactivate()
-        pulse.cleanup()
 
 
 def wait_for(condition, seconds: float) -> bool:

@@ -134,3 +134,75 @@ def test_serve_with_a_broken_commands_file_exits_2_with_the_position(tmp_path: P
                             cwd=ROOT, env={**os.environ, "ASSISTANT_HOME": str(tmp_path / "home")},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and f"{bad}:4:" in result.stderr
+
+
+def test_serve_a_recording_without_api_answers_its_commands_and_exits(tmp_path: Path, tmp_path_factory) -> None:
+    """`serve --input FILE --no-api`: the shipped commands.yaml, the long mixed recording, then exit 0."""
+    checkpoint = tiny_en_checkpoint(tmp_path_factory)
+    result = subprocess.run(
+        [sys.executable, "-m", "assistant", "serve", "--input", str(ROOT / "tests" / "audio" / "long_mixed.wav"),
+         "--no-api", "--no-speak", "--model", str(checkpoint), "--device", "cpu", "--engine", "espeak",
+         "--commands", str(ROOT / "commands.yaml")],
+        cwd=ROOT, env={**os.environ, "ASSISTANT_HOME": str(tmp_path / "home")},
+        capture_output=True, text=True, timeout=170)
+    assert result.returncode == 0, result.stderr[-2000:]
+    replies = re.findall(r"reply: (.*)", result.stderr)
+    assert "Turning on the kitchen lights." in replies
+    assert "Turning off the bedroom lights." in replies and "Timer set for 5 minutes." in replies
+    assert "Traceback" not in result.stderr
+
+
+def test_microphone_gone_and_back_shows_in_health(tmp_path: Path, tmp_path_factory) -> None:
+    """A real PulseAudio (virtual devices) as the microphone; the sound server goes away and
+    comes back while `serve` runs: health says so, and commands are heard again after."""
+    sys.path.insert(0, str(ROOT / "tests" / "audio"))
+    from virtual_pulse import PulseUnavailable, VirtualPulse
+
+    checkpoint = tiny_en_checkpoint(tmp_path_factory)
+    try:
+        pulse = VirtualPulse(tmp_path / "pulse")
+        pulse.start()
+    except PulseUnavailable as exc:
+        pytest.skip(f"PulseAudio unavailable: {exc}")
+    manager = Manager(tmp_path / "notify.sock")
+    env = {**pulse.env, "ASSISTANT_HOME": str(tmp_path / "home"), "NOTIFY_SOCKET": str(manager.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "serve", "--mic", "pulse", "--no-speak", "--port", "0",
+         "--model", str(checkpoint), "--device", "cpu", "--engine", "espeak",
+         "--commands", str(ROOT / "commands.yaml")],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = manager.wait_for("READY", "1", timeout=120)
+        url = re.search(r"API (http://\S+)", ready["STATUS"]).group(1)
+
+        def state() -> dict:
+            return get_json(url + "/v1/health")
+
+        assert wait(lambda: state()["microphone"] == {"source": "microphone", "state": "open"}, 20)
+        pulse.stop()  # the sound server, and with it the microphone, is gone
+        assert wait(lambda: state()["microphone"]["state"] == "reopening", 20)
+        assert state()["status"] == "degraded" and state()["listen_loop"]["running"]
+        pulse.start()
+        assert wait(lambda: state()["microphone"]["state"] == "open", 30)
+        assert state()["status"] == "ok"
+        time.sleep(0.5)
+        pulse.play(ROOT / "tests" / "audio" / "what_time.wav").wait(15)
+        assert wait(lambda: 'intent="GetTime"' in urllib.request.urlopen(url + "/metrics", timeout=10).read().decode(), 60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+        manager.close()
+        pulse.stop()
+        pulse.cleanup()
+
+
+def wait(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()

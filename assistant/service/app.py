@@ -131,6 +131,7 @@ class Service:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._hup = False
+        self._input_ended = False
         self._event_at = time.perf_counter()
         self._vad_mark = (0, 0.0)
         self.watchdog = Watchdog(self.notifier, watchdog_interval(watchdog_env), [self._loop_alive, self._api_alive])
@@ -254,7 +255,9 @@ class Service:
     def _run_loop(self) -> None:
         try:
             self.loop.run()
-            log.info("the audio input ended; the listen loop stopped")
+            if not self._stop.is_set():
+                log.info("the audio input ended; the listen loop stopped")
+                self._input_ended = True
         except Exception as exc:  # noqa: BLE001 - recorded; the main thread restarts the loop
             log.exception("the listen loop crashed")
             self.state.record_error("loop", f"{type(exc).__name__}: {exc}")
@@ -412,6 +415,9 @@ class Service:
                 next_poll = now + self.options.reload_interval
                 self.reloader.poll()
             self._restart_crashed_loop(now)
+            if self._input_ended and self.api is None:
+                log.info("nothing left to do: the input ended and there is no API")
+                break
             self.watchdog.tick()
         self.shutdown()
         return 0
