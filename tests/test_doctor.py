@@ -101,3 +101,24 @@ def test_whisper_checkpoint_missing_then_fetched_then_corrupt() -> None:
         handle.write(b"\0" * 64)
     (corrupt,) = doctor.check_whisper()
     assert corrupt.status == FAIL and corrupt.fix == "assistant models fetch whisper --force"
+
+
+def test_audio_devices_found_through_a_real_pulseaudio(tmp_path: Path) -> None:
+    """With a (virtual) microphone present, the audio check lists it."""
+    sys.path.insert(0, str(ROOT / "tests" / "audio"))
+    from virtual_pulse import PulseUnavailable, VirtualPulse
+
+    try:
+        pulse = VirtualPulse(tmp_path / "pulse")
+        pulse.start()
+    except PulseUnavailable as exc:
+        pytest.skip(f"PulseAudio unavailable: {exc}")
+    try:
+        env = {**pulse.env, "ASSISTANT_HOME": str(tmp_path / "home")}
+        result = subprocess.run([sys.executable, "-m", "assistant", "doctor", "--no-checksums"],
+                                capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+        (line,) = [line for line in result.stdout.splitlines() if " audio " in line]
+        assert line.startswith("ok") and "pulse" in line
+    finally:
+        pulse.stop()
+        pulse.cleanup()
