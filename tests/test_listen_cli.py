@@ -110,3 +110,17 @@ def test_devices_lists_inputs(monkeypatch, capsys):
     monkeypatch.setattr("assistant.audio.list_input_devices", lambda: [])
     assert main(["devices"]) == 0
     assert "no audio input devices" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_replies_can_be_spoken_into_a_wav_file(tmp_path, capsys):
+    from assistant.audio import read_wav
+
+    out = tmp_path / "replies.wav"
+    code = main(["listen", "--input", str(AUDIO / "what_time.wav"), "--speak-to", str(out), "--events", "jsonl",
+                 "--model", str(real_checkpoint()), "--commands", str(COMMANDS)])
+    assert code == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["intent"] for e in events if e["event"] == "intent"] == ["GetTime"]
+    audio, rate = read_wav(out)
+    assert len(audio) / rate > 0.5 and abs(audio).max() > 0.05  # "It's ten thirty-seven AM." was spoken
