@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
