@@ -84,6 +84,9 @@ def test_serve_notifies_ready_pings_reloads_on_sighup_and_stops_on_sigterm(tmp_p
         url = re.search(r"API (http://\S+)", ready["STATUS"]).group(1)
         health = get_json(url + "/v1/health")
         assert health["status"] == "ok" and health["models"]["asr"]["loaded"] and health["models"]["tts"]["loaded"]
+        voices = get_json(url + "/v1/voices")
+        assert voices["default_engine"] == "espeak" and voices["engines"]["espeak"]["available"]
+        assert "dotrice" in voices["engines"]["tortoise"]["voices"]  # shipped in voices/
 
         seen = len(manager.messages)
         manager.wait_for("WATCHDOG", "1", timeout=5, after=seen)  # pings at half of WATCHDOG_USEC
