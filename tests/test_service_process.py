@@ -209,3 +209,39 @@ def wait(condition, seconds: float) -> bool:
             return True
         time.sleep(0.1)
     return condition()
+
+
+def test_serve_without_its_microphone_serves_the_api_and_says_so(tmp_path: Path, tmp_path_factory) -> None:
+    """At boot the microphone may not be there yet: the API runs, health shows why, it retries."""
+    checkpoint = tiny_en_checkpoint(tmp_path_factory)
+    manager = Manager(tmp_path / "notify.sock")
+    env = {**os.environ, "ASSISTANT_HOME": str(tmp_path / "home"), "NOTIFY_SOCKET": str(manager.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "serve", "--mic", "no-such-microphone-xyz", "--no-speak", "--port", "0",
+         "--model", str(checkpoint), "--device", "cpu", "--engine", "espeak", "--commands", str(ROOT / "commands.yaml")],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = manager.wait_for("READY", "1", timeout=120)
+        url = re.search(r"API (http://\S+)", ready["STATUS"]).group(1)
+        health = get_json(url + "/v1/health")
+        assert health["status"] == "degraded"
+        assert health["microphone"]["state"] == "missing" and health["microphone"]["error"]  # no such device / none at all
+        assert post_json(url + "/v1/intent", {"text": "what time is it"})["intent"] == "GetTime"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, stderr = proc.communicate(timeout=10)
+        manager.close()
+    assert "serving without listening" in stderr and "Traceback" not in stderr
+
+
+def test_serve_with_an_unreadable_recording_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not a wav at all")
+    result = subprocess.run([sys.executable, "-m", "assistant", "serve", "--input", str(bad), "--no-api",
+                             "--engine", "espeak"],
+                            cwd=ROOT, env={**os.environ, "ASSISTANT_HOME": str(tmp_path / "home")},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and f"{bad}: not a WAV file" in result.stderr

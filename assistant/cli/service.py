@@ -71,6 +71,7 @@ def _read_token(path: str | None) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from assistant.audio import AudioFormatError
     from assistant.intents import CommandsError
     from assistant.service.api import ApiConfigError, ApiSettings
     from assistant.service.app import ServeOptions, serve
@@ -89,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         return serve(options)
-    except (CommandsError, ApiConfigError) as exc:
+    except (CommandsError, ApiConfigError, AudioFormatError) as exc:
         print(f"assistant serve: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -58,6 +58,8 @@ class ServeOptions:
     """No audio consumed for this long while the source is open = the loop is stuck (watchdog)."""
     tick_seconds: float = 0.25
     loop_restart_seconds: float = 2.0
+    mic_retry_seconds: float = 5.0
+    """How often to try again when the microphone could not be opened at start."""
     warm_text: str = "Okay."
 
 
@@ -132,6 +134,7 @@ class Service:
         self._wake = threading.Event()
         self._hup = False
         self._input_ended = False
+        self._mic_retry_at: float | None = None
         self._event_at = time.perf_counter()
         self._vad_mark = (0, 0.0)
         self.watchdog = Watchdog(self.notifier, watchdog_interval(watchdog_env), [self._loop_alive, self._api_alive])
@@ -229,7 +232,19 @@ class Service:
         return open_source(choice, self.options.mic_device)
 
     def _start_loop(self, commands: CommandSet) -> None:
-        raw = self._open_source()
+        from assistant.audio.microphone import AudioDeviceError
+
+        try:
+            raw = self._open_source()
+        except AudioDeviceError as exc:
+            # At boot the microphone may come later: serve the API meanwhile and keep trying.
+            log.error("%s; serving without listening, retrying every %.0f s", exc, self.options.mic_retry_seconds)
+            self.state.record_error("microphone", str(exc))
+            self.state.microphone_error = str(exc)
+            self._mic_retry_at = time.monotonic() + self.options.mic_retry_seconds
+            return
+        self.state.microphone_error = None
+        self._mic_retry_at = None
         if self.state.source_kind == "none":
             self.state.source_kind = "microphone" if getattr(raw, "realtime", False) else "file"
         self.source = HeartbeatSource(raw)
@@ -415,6 +430,8 @@ class Service:
                 next_poll = now + self.options.reload_interval
                 self.reloader.poll()
             self._restart_crashed_loop(now)
+            if self._mic_retry_at is not None and now >= self._mic_retry_at and self.reloader is not None:
+                self._start_loop(self.reloader.current)
             if self._input_ended and self.api is None:
                 log.info("nothing left to do: the input ended and there is no API")
                 break

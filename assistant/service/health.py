@@ -37,6 +37,8 @@ class ServiceState:
         self.source: Any = None
         """The audio source (its `.state`: open, reopening, closed), None without a microphone."""
         self.source_kind = "none"
+        self.microphone_error: str | None = None
+        """Why the microphone could not be opened (the service retries), None when it could."""
         self.loop_running = False
         self.loop_restarts = 0
         self.commands_path = ""
@@ -60,6 +62,8 @@ class ServiceState:
             return self._last_error
 
     def microphone_state(self) -> str:
+        if self.microphone_error is not None:
+            return "missing"
         if self.source is None:
             return "none"
         return str(getattr(self.source, "state", "unknown"))
@@ -81,7 +85,8 @@ class ServiceState:
             "phase": self.phase,
             "uptime_seconds": round(self.uptime(), 1),
             "models": {name: dict(info) for name, info in self.models.items()},
-            "microphone": {"source": self.source_kind, "state": self.microphone_state()},
+            "microphone": {"source": self.source_kind, "state": self.microphone_state(),
+                           **({"error": self.microphone_error} if self.microphone_error else {})},
             "listen_loop": {"running": self.loop_running, "restarts": self.loop_restarts},
             "commands": {"path": self.commands_path, "intents": self.commands_count, "last_error": self.reload_error},
             "last_error": last.to_json() if last else None,
