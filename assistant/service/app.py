@@ -232,17 +232,23 @@ class Service:
         return open_source(choice, self.options.mic_device)
 
     def _start_loop(self, commands: CommandSet) -> None:
-        from assistant.audio.microphone import AudioDeviceError
+        from assistant.audio import AudioDeviceError
 
         try:
             raw = self._open_source()
         except AudioDeviceError as exc:
-            # At boot the microphone may come later: serve the API meanwhile and keep trying.
-            log.error("%s; serving without listening, retrying every %.0f s", exc, self.options.mic_retry_seconds)
-            self.state.record_error("microphone", str(exc))
+            # At boot the microphone may come later: serve the API meanwhile and keep trying
+            # (logged once, not every retry: the journal would fill up over a long absence).
+            if self.state.microphone_error is None:
+                log.error("%s; serving without listening, retrying every %.0f s", exc, self.options.mic_retry_seconds)
+                self.state.record_error("microphone", str(exc))
+            else:
+                log.debug("microphone still unavailable: %s", exc)
             self.state.microphone_error = str(exc)
             self._mic_retry_at = time.monotonic() + self.options.mic_retry_seconds
             return
+        if self.state.microphone_error is not None:
+            log.info("microphone available now; listening")
         self.state.microphone_error = None
         self._mic_retry_at = None
         if self.state.source_kind == "none":
