@@ -9,7 +9,7 @@ import pytest
 
 from assistant.handlers import BuiltinHandler, HttpHandler, PythonHandler, RunHandler, parse_handler
 from assistant.intents import CommandsError, load_commands
-from assistant.intents.yamlpos import load_yaml
+from assistant.yamlpos import load_yaml
 
 
 @pytest.fixture(autouse=True)

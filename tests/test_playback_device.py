@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 
 sys.path.insert(0, str(Path(__file__).parent / "audio"))
 from virtual_pulse import PulseUnavailable, VirtualPulse  # noqa: E402
@@ -165,7 +165,7 @@ def test_the_player_plays_again_after_stop(pulse, player, tmp_path) -> None:
 def test_speaker_is_speaking_until_the_reply_has_played(pulse, player, tmp_path) -> None:
     from assistant.tts.cache import ReplyCache
     from assistant.tts.espeak import EspeakEngine
-    from assistant.tts.speaker import Speaker
+    from assistant.playback.speaker import Speaker
     from assistant.tts.speech import Speech, SpeechSettings
 
     speech = Speech(SpeechSettings(engine="espeak", fallback=("espeak",)), factories={"espeak": EspeakEngine},

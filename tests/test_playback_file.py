@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from assistant.playback import FileSink, Player
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 
 
 def test_file_sink_writes_what_it_plays(tmp_path) -> None:

@@ -6,7 +6,8 @@ import wave
 import numpy as np
 import pytest
 
-from assistant.tts.base import Audio, TTSEngine
+from assistant.audio.clip import Audio
+from assistant.tts.base import TTSEngine
 
 
 def sine(seconds: float = 0.25, rate: int = 22050, freq: float = 440.0) -> Audio:

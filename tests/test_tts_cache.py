@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 from assistant.tts.cache import CacheKey, ReplyCache, default_cache_root
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from assistant.cli import main
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 
 
 @pytest.fixture(autouse=True)

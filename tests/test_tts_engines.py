@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from assistant.tts.base import Audio, TTSUnavailable
+from assistant.audio.clip import Audio
+from assistant.tts.base import TTSUnavailable
 from assistant.tts.espeak import EspeakEngine
 from assistant.tts.piper import PiperEngine
 

@@ -4,7 +4,7 @@ matches) and re-rendering that keeps the best take."""
 import numpy as np
 import pytest
 
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 from assistant.tts.selfcheck import PAD_SECONDS, WHISPER_RATE, SelfCheck, normalized_words, word_error_rate
 
 TEN_WORDS = "please turn on the light in the kitchen right now"

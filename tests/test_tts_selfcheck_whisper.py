@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 from assistant.tts.cache import ReplyCache
 from assistant.tts.piper import PiperEngine
 from assistant.tts.selfcheck import SelfCheck, whisper_transcriber

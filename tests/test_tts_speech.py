@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from assistant.tts.base import Audio, TTSEngine, TTSUnavailable
+from assistant.audio.clip import Audio
+from assistant.tts.base import TTSEngine, TTSUnavailable
 from assistant.tts.cache import ReplyCache
 from assistant.tts.espeak import EspeakEngine
 from assistant.tts.piper import PiperEngine

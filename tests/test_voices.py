@@ -14,7 +14,8 @@ from assistant.tts import voices
 from assistant.tts.tortoise import TortoiseEngine, TortoiseSettings, TortoiseUnavailable
 from assistant.tts.tortoise.latents import LatentCache, LatentSettings
 from assistant.tts.tortoise.tiny import write_random_models
-from assistant.tts.voices import VoiceError, add_voice, compute_latents, get_voice, list_voices
+from assistant.tts.tortoise.engine import compute_latents
+from assistant.tts.voices import VoiceError, add_voice, get_voice, list_voices
 
 SHIPPED = voices.PROJECT_VOICES_DIR / "dotrice"
 

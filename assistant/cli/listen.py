@@ -194,7 +194,7 @@ def _open_speaker(args: argparse.Namespace, commands: Any) -> Any:
     """Speech + a player, or None (replies printed only) when there is nowhere to play them."""
     from assistant.playback import DevicePlayer, FileSink, PlaybackUnavailable
     from assistant.tts import Speech, SpeechSettings
-    from assistant.tts.speaker import Speaker
+    from assistant.playback.speaker import Speaker
 
     if args.speak_to:
         player: Any = FileSink(args.speak_to)

@@ -115,7 +115,8 @@ def _progress(done: int, total: int, what: str) -> None:
 
 def _voices_latents(args: argparse.Namespace) -> int:
     from assistant.tts import TTSUnavailable
-    from assistant.tts.voices import VoiceError, compute_latents
+    from assistant.tts.tortoise.engine import compute_latents
+    from assistant.tts.voices import VoiceError
 
     try:
         result = compute_latents(args.name, progress=_progress)

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from assistant.intents.yamlpos import PosDict
+from assistant.yamlpos import PosDict
 from assistant.handlers.spec import (
     HandlerFailure,
     HandlerSpec,

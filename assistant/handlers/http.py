@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.intents.yamlpos import PosDict, PosList, position
+from assistant.yamlpos import PosDict, PosList, position
 from assistant.handlers.spec import (
     HandlerFailure,
     HandlerSpec,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.intents.yamlpos import PosDict
+from assistant.yamlpos import PosDict
 from assistant.handlers.builtins import parse_builtin
 from assistant.handlers.http import parse_http
 from assistant.handlers.python import parse_python

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.intents.yamlpos import PosDict
+from assistant.yamlpos import PosDict
 from assistant.handlers.spec import (
     HandlerFailure,
     HandlerSpec,

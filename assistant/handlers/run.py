@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from assistant.intents.yamlpos import PosDict, PosList, position
+from assistant.yamlpos import PosDict, PosList, position
 from assistant.handlers.spec import (
     HandlerFailure,
     HandlerSpec,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from assistant.intents.errors import CommandsError
-from assistant.intents.yamlpos import PosDict, position
+from assistant.yamlpos import CommandsError
+from assistant.yamlpos import PosDict, position
 from assistant.handlers.templates import Template, TemplateError, parse_template
 
 DEFAULT_ERROR_REPLY = "Sorry, that failed."

@@ -5,7 +5,7 @@ None. See README "Adding an intent".
 """
 
 from assistant.intents.commandset import CommandSet, load_commands
-from assistant.intents.errors import CommandsError
+from assistant.yamlpos import CommandsError
 from assistant.intents.model import IntentMatch, IntentSpec
 
 __all__ = ["CommandSet", "CommandsError", "IntentMatch", "IntentSpec", "load_commands"]

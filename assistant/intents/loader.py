@@ -18,10 +18,10 @@ from typing import Any
 from hassil.intents import Intents, SlotList, TextSlotList, TextSlotValue, WildcardSlotList
 from hassil.util import is_template
 
-from assistant.intents.errors import CommandsError
+from assistant.yamlpos import CommandsError
 from assistant.intents.model import IntentSpec
 from assistant.intents.template import CheckedTemplate, Reference, TemplateSyntaxError, check_template
-from assistant.intents.yamlpos import PosDict, PosList, load_yaml, position
+from assistant.yamlpos import PosDict, PosList, load_yaml, position
 
 TOP_KEYS = ("language", "intents", "lists", "expansion_rules", "skip_words", "settings", "responses")
 INTENT_KEYS = ("data", "reply", "handler")

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant.intents.commandset import CommandSet
-from assistant.intents.errors import CommandsError
+from assistant.yamlpos import CommandsError
 from assistant.intents.loader import plain
-from assistant.intents.yamlpos import PosDict, load_yaml, position
+from assistant.yamlpos import PosDict, load_yaml, position
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 
 
 class PlaybackUnavailable(RuntimeError):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from assistant.playback.base import PlaybackUnavailable
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 
 
 class FileSink:

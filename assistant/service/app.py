@@ -204,7 +204,7 @@ class Service:
             return
         self.speech.prerender(commands.static_replies())
         if self.options.speak and self.options.listen:
-            from assistant.tts.speaker import Speaker
+            from assistant.playback.speaker import Speaker
 
             if self.player is None:
                 self.player = self._open_player()

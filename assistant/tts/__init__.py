@@ -4,13 +4,13 @@
 self-check); engines are imported lazily, so importing this package stays cheap (no torch).
 """
 
-from assistant.tts.base import Audio, TTSEngine, TTSUnavailable
+from assistant.tts.base import TTSEngine, TTSUnavailable
 from assistant.tts.cache import CacheKey, ReplyCache
 from assistant.tts.selfcheck import SelfCheck, whisper_transcriber, word_error_rate
 from assistant.tts.speech import ENGINES, Speech, SpeechSettings
 from assistant.tts.textnorm import normalize
 
 __all__ = [
-    "ENGINES", "Audio", "CacheKey", "ReplyCache", "SelfCheck", "Speech", "SpeechSettings", "TTSEngine",
+    "ENGINES", "CacheKey", "ReplyCache", "SelfCheck", "Speech", "SpeechSettings", "TTSEngine",
     "TTSUnavailable", "normalize", "whisper_transcriber", "word_error_rate",
 ]

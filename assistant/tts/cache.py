@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant import paths
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 
 log = logging.getLogger(__name__)
 

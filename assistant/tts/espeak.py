@@ -11,7 +11,8 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 
-from assistant.tts.base import Audio, TTSUnavailable
+from assistant.audio.clip import Audio
+from assistant.tts.base import TTSUnavailable
 
 
 class EspeakEngine:

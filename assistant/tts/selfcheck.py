@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 from assistant.tts.textnorm import normalize
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from assistant.tts.base import Audio, TTSEngine, TTSUnavailable
+from assistant.audio.clip import Audio
+from assistant.tts.base import TTSEngine, TTSUnavailable
 from assistant.tts.cache import DEFAULT_MAX_BYTES, CacheKey, ReplyCache
 from assistant.tts.selfcheck import SelfCheck, Transcriber
 from assistant.tts.textnorm import normalize

@@ -4,7 +4,8 @@ A voice is `voices/<name>/*.wav` (also .flac/.ogg; any sample rate, mono or not)
 ships some in its `voices/` folder; `add_voice` puts the user's own in the data directory
 (`paths.data_dir()/voices`), which wins over a shipped voice of the same name. Clips are
 resampled to the 22.05 kHz Tortoise wants when loaded. Their conditioning latents are computed
-once and cached (see `assistant.tts.tortoise.latents`); `compute_latents` does that ahead of time.
+once and cached (see `assistant.tts.tortoise.latents`); `assistant.tts.tortoise.engine.compute_latents`
+does that ahead of time.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,9 +25,6 @@ from assistant import paths
 from assistant.tts.tortoise.config import CONDITIONING_SAMPLE_RATE
 from assistant.tts.tortoise.torchaudio_compat import resample
 
-if TYPE_CHECKING:
-    from assistant.tts.tortoise.engine import TortoiseEngine
-    from assistant.tts.tortoise.latents import Progress
 
 PROJECT_VOICES_DIR = Path(__file__).resolve().parents[2] / "voices"
 DEFAULT_VOICE = "dotrice"
@@ -161,16 +158,3 @@ def add_voice(name: str, clips: Sequence[str | Path], *, replace: bool = False) 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Voice(name, target, _clips_in(target))
-
-
-def compute_latents(
-    name: str, progress: Progress | None = None, *, engine: TortoiseEngine | None = None
-) -> dict[str, str]:
-    """Compute (or confirm cached) both conditioning latents of a voice ahead of its first reply.
-
-    Returns, per latent part, "computed" or "cached". Raises TortoiseUnavailable without weights.
-    """
-    from assistant.tts.tortoise.engine import TortoiseEngine
-
-    engine = engine or TortoiseEngine()
-    return engine.prepare_voice(name, progress=progress)

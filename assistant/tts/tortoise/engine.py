@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from assistant.device import MODEL_LOCK, resolve_device, uses_half_precision
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 from assistant.tts.tortoise.config import OUTPUT_SAMPLE_RATE, ModelSizes, TortoiseSettings
 from assistant.tts.tortoise.inference import (
     DecoderContext,
@@ -196,3 +196,11 @@ class TortoiseEngine:
                 generation = FastGeneration(self.models, segment, latent, chosen)
             for chunk in stream_chunks(generation, chosen, context, lambda: self._guard(rng)):
                 yield Audio(chunk.numpy().astype(np.float32), OUTPUT_SAMPLE_RATE)
+
+
+def compute_latents(name: str, progress: Progress | None = None, *, engine: TortoiseEngine | None = None) -> dict[str, str]:
+    """Compute (or confirm cached) both conditioning latents of a voice ahead of its first reply.
+
+    Returns, per latent part, "computed" or "cached". Raises TortoiseUnavailable without weights.
+    """
+    return (engine or TortoiseEngine()).prepare_voice(name, progress=progress)

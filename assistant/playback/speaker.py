@@ -1,8 +1,8 @@
 """Speaker: Speech + Player, the `speak`/`is_speaking`/`cancel` trio the listen loop needs.
 
-`say` returns at once (the loop must keep listening for "stop"); a worker thread streams each
-reply's chunks into the player, so a streamed Tortoise reply starts playing after its first
-chunk. `is_speaking` is true while a reply is being rendered or played, which is what the loop
+`say` returns at once (the recognition worker must not wait for a reply to finish); a worker
+thread streams each reply's chunks into the player, so a streamed Tortoise reply starts playing
+after its first chunk. `is_speaking` is true while a reply is being rendered or played, which is what the loop
 uses to ignore its own voice; `stop` drops queued replies, abandons the one being rendered and
 cuts playback.
 """

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from assistant.playback import FileSink
-from assistant.tts.base import Audio
+from assistant.audio.clip import Audio
 from assistant.tts.cache import ReplyCache
-from assistant.tts.speaker import Speaker
+from assistant.playback.speaker import Speaker
 from assistant.tts.speech import Speech, SpeechSettings
 
 

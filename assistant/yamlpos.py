@@ -5,17 +5,34 @@ file:line:column. This loader builds ordinary dicts, lists and strings (so the r
 handles plain Python data) whose subclasses carry 1-based `line`/`column` of the value, and for
 mappings also the position of each key. It also rejects duplicate keys, which plain YAML loading
 silently resolves to the last one (two intents with one name would otherwise vanish quietly).
+
+Every problem is a `CommandsError`, reported as `FILE:LINE:COL: message` (1-based), the format
+editors and compilers use. Both the intents loader and the handlers' own parsers report through
+it, so it lives here, below both.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from assistant.intents.errors import CommandsError
+
+@dataclass
+class CommandsError(Exception):
+    path: Path | str
+    line: int
+    column: int
+    message: str
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
 
 
 class PosDict(dict):
