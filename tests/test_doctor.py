@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +36,45 @@ def test_missing_tortoise_weights_are_a_warning_with_the_fetch_command() -> None
     assert finding.status == WARN and finding.fix == "assistant models fetch tortoise"
 
 
+def tortoise_folder(home: Path, monkeypatch) -> Path:
+    """Five small stand-in weight files, and a published-digest table that names them."""
+    from assistant.tts import weights
+    from assistant.tts.tortoise.config import WEIGHT_FILES
+
+    folder = home / "data" / "models" / "tortoise"
+    folder.mkdir(parents=True)
+    table = {}
+    for name in WEIGHT_FILES.values():
+        (folder / name).write_bytes(name.encode() * 1000)
+        table[name] = hashlib.sha256(name.encode() * 1000).hexdigest()
+    monkeypatch.setattr(weights, "PUBLISHED_SHA256", table)
+    return folder
+
+
+def test_tortoise_weights_are_checked_against_the_published_digests(home: Path, monkeypatch) -> None:
+    folder = tortoise_folder(home, monkeypatch)
+    (verified,) = doctor.check_tortoise()
+    assert verified.status == OK and verified.detail == f"5 weight files in {folder}, sha256 verified against the published files"
+    (folder / "clvp2.pth").write_bytes(b"truncated")
+    (folder / "vocoder.pth").write_bytes(b"fine-tuned")
+    clvp, vocoder = doctor.check_tortoise()
+    assert clvp.status == vocoder.status == WARN and clvp.fix == "assistant models fetch tortoise --force"
+    assert clvp.detail.startswith(f"clvp2.pth in {folder} is not the published file "
+                                  f"(sha256 {hashlib.sha256(b'truncated').hexdigest()[:16]}..., expected ")
+    assert vocoder.detail.startswith("vocoder.pth ")
+    (unchecked,) = doctor.check_tortoise(checksums=False)
+    assert unchecked.status == OK and unchecked.detail.endswith("(not verified: --no-checksums)")
+
+
+def test_the_published_digest_table_names_every_weight_file() -> None:
+    from assistant.tts.tortoise.config import WEIGHT_FILES
+    from assistant.tts.weights import PUBLISHED_SHA256
+
+    assert set(PUBLISHED_SHA256) == set(WEIGHT_FILES.values())
+    assert all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in PUBLISHED_SHA256.values())
+    assert len(set(PUBLISHED_SHA256.values())) == len(PUBLISHED_SHA256)
+
+
 def test_voices_without_latents_say_how_to_compute_them() -> None:
     findings = doctor.check_voices()
     assert findings and all(f.status == WARN and f.fix.startswith("assistant voices latents ") for f in findings)
@@ -55,9 +96,28 @@ def test_service_states(monkeypatch) -> None:
     assert finding.status == OK and "not installed" in finding.detail  # no unit file: nothing wrong
 
 
-def test_gpu_check_reports_the_device() -> None:
+@pytest.mark.parametrize(("device", "detail"), [
+    ("cpu", "no GPU: models run on the CPU"),
+    ("cuda", "CUDA: Fake GPU 0, Fake GPU 1"),
+    ("mps", "accelerator: mps"),
+])
+def test_gpu_check_reports_the_device(monkeypatch, device: str, detail: str) -> None:
+    import torch
+
+    import assistant.device
+
+    monkeypatch.setattr(assistant.device, "resolve_device", lambda wanted: device if wanted == "auto" else pytest.fail(wanted))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: f"Fake GPU {index}")
     (finding,) = doctor.check_gpu()
-    assert finding.status == OK and ("CUDA" in finding.detail or "CPU" in finding.detail or "accelerator" in finding.detail)
+    assert finding.status == OK and finding.detail.startswith(detail)
+
+
+def test_gpu_check_on_this_machine() -> None:
+    import torch
+
+    (finding,) = doctor.check_gpu()
+    assert finding.detail.startswith("CUDA: " if torch.cuda.is_available() else "no GPU")
 
 
 def test_a_crashing_check_is_reported_not_raised() -> None:

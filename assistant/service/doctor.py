@@ -77,19 +77,24 @@ def check_whisper() -> list[Finding]:
 
 
 def check_tortoise(checksums: bool = True) -> list[Finding]:
-    from assistant.asr import weights
     from assistant.tts.tortoise.loader import default_models_dir, missing_weights
+    from assistant.tts.weights import PUBLISHED_SHA256, unpublished_weights
 
     folder = default_models_dir()
     missing = missing_weights(folder)
     if missing:
         return [Finding("tortoise", WARN, f"Tortoise weights missing in {folder}: {', '.join(missing)}; "
                         "replies use the fallback voice (Piper or espeak-ng)", "assistant models fetch tortoise")]
-    files = sorted(p for p in folder.glob("*.pth"))
     if not checksums:
-        return [Finding("tortoise", OK, f"{len(files)} weight files in {folder}")]
-    sums = ", ".join(f"{p.name} {weights.sha256_file(p)[:12]}" for p in files)
-    return [Finding("tortoise", OK, f"weights in {folder}: {sums}")]
+        return [Finding("tortoise", OK, f"{len(PUBLISHED_SHA256)} weight files in {folder} (not verified: --no-checksums)")]
+    wrong = unpublished_weights(folder)
+    if wrong:
+        # WARN, not FAIL: a fine-tuned checkpoint that fits the model still speaks, and a broken
+        # one makes the engine fall back to Piper or espeak-ng.
+        return [Finding("tortoise", WARN, f"{name} in {folder} is not the published file (sha256 {digest[:16]}..., "
+                        f"expected {PUBLISHED_SHA256[name][:16]}...): corrupt, truncated or another checkpoint",
+                        "assistant models fetch tortoise --force") for name, digest in sorted(wrong.items())]
+    return [Finding("tortoise", OK, f"{len(PUBLISHED_SHA256)} weight files in {folder}, sha256 verified against the published files")]
 
 
 def check_voices() -> list[Finding]:

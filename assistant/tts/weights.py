@@ -6,7 +6,8 @@ tortoise-tts 3.0.0 uses, with a progress bar per file, into `paths.models_dir()/
 Each file lands under a temporary name and is renamed into place when complete, so an
 interrupted download never leaves a truncated weights file that looks finished, and is checked
 against the hub's sha256 before it is. Offline it fails at once with a message saying where to
-put the files by hand.
+put the files by hand. `assistant doctor` checks the files present against the published
+digests recorded here, whoever put them there.
 """
 
 from __future__ import annotations
@@ -27,6 +28,20 @@ log = logging.getLogger(__name__)
 
 HUB_REPO = "Manmay/tortoise-tts"
 DEFAULT_ENDPOINT = "https://huggingface.co"
+
+# sha256 of the published weight files, as the hub's Git LFS pointers record them (the
+# repository's pages, "Git LFS Details"; looked up 2026-12, not computed here: no hub access).
+# autoregressive, diffusion_decoder, clvp2 and vocoder are the tortoise-tts v2 files: Manmay's
+# commit 2ccdf9e "added models", the same digests as jbetker/tortoise-tts-v2 and its duplicates.
+# hifidecoder (v3's fast decoder) is Manmay's main after commit 5067267 "update checkpoint",
+# from that one page only: a copy fetched before that commit differs and is reported as such.
+PUBLISHED_SHA256: dict[str, str] = {
+    "autoregressive.pth": "9c6651b9996df6cef6a1fc459738ae207ab60f902ec49b4d0623ca8ab6110d51",
+    "diffusion_decoder.pth": "ea776fc354eabb70cfae145777153483fad72e3e0c5ea345505ded2231a90ce1",
+    "clvp2.pth": "6097e708cf692eb93bd770880660953935e87e8995eb864819bbe51b7d91342c",
+    "vocoder.pth": "16e8153e9f8ffb00b116f7f67833df2802fcf81e6bc173acc3b3b4bf9f04189d",
+    "hifidecoder.pth": "d9273064225f06681067f374a44eb2b1dc9942b32ffdbf6bce702603e38189ab",
+}
 
 
 class TortoiseFetchError(TortoiseUnavailable):
@@ -52,6 +67,22 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def unpublished_weights(folder: Path) -> dict[str, str]:
+    """{file name: its sha256} for each present weight file that is not the published one.
+
+    Reads every byte (3.4 GB for the real set: tens of seconds), so only `assistant doctor`
+    calls it; loading checks only that a file fits the model.
+    """
+    found = {}
+    for name in WEIGHT_FILES.values():
+        path = Path(folder) / name
+        if path.is_file():
+            digest = _sha256(path)
+            if digest != PUBLISHED_SHA256[name]:
+                found[name] = digest
+    return found
 
 
 def _verify(path: Path, name: str, endpoint: str | None) -> None:
