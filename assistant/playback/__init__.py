@@ -1,7 +1,8 @@
 """Playing replies: to a sound device (non-blocking, cancellable) or to a WAV file.
 
-The listen loop asks `is_playing` to ignore its own voice while a reply plays, and "stop" calls
-`stop()` to cut a reply short; both players honour the same `Player` protocol.
+The listen loop asks `is_playing` to ignore the microphone while a reply plays (so a spoken
+"stop" is not heard then); a "stop" command from the API or chat calls `stop()` to cut a reply
+short; both players honour the same `Player` protocol.
 """
 
 from assistant.playback.base import PlaybackUnavailable, Player

@@ -1,7 +1,7 @@
 """DevicePlayer: replies to a sound device through sounddevice (PortAudio), without blocking.
 
 A worker thread writes queued audio to an OutputStream in 40 ms blocks and checks between blocks
-whether `stop()` cancelled it, so "stop" cuts a reply within a block plus the device latency.
+whether `stop()` cancelled it, so `stop()` cuts a reply within a block plus the device latency.
 Audio is resampled to the device's own rate (engines make 22.05 or 24 kHz; devices often only
 take 44.1 or 48 kHz). Consecutive chunks of a streamed reply are written to the same open
 stream, so they play without gaps. The stream is closed when the queue runs dry, which frees

@@ -2,9 +2,10 @@
 
 `say` returns at once (the recognition worker must not wait for a reply to finish); a worker
 thread streams each reply's chunks into the player, so a streamed Tortoise reply starts playing
-after its first chunk. `is_speaking` is true while a reply is being rendered or played, which is what the loop
-uses to ignore its own voice; `stop` drops queued replies, abandons the one being rendered and
-cuts playback.
+after its first chunk. `is_speaking` is true while a reply is being rendered or played, and the
+loop ignores the microphone all that time (its own voice, but also a spoken "stop": no barge-in
+yet); `stop` (a "stop" typed through the API or chat, or shutdown) drops queued replies, abandons
+the one being rendered and cuts playback.
 """
 
 from __future__ import annotations

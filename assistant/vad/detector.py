@@ -63,7 +63,7 @@ class VadSegmenter:
 
     @property
     def in_speech(self) -> bool:
-        """True while a command is being heard (for status displays and barge-in)."""
+        """True while a command is being heard (for status displays)."""
         return self.segmenter.in_command
 
     @property

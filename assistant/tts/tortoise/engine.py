@@ -2,9 +2,11 @@
 
 Models load once (lazily, per part) from a models directory onto the chosen device; voice
 latents come from the LatentCache; every model call holds `assistant.device.MODEL_LOCK`.
-Streaming takes the lock per chunk, not for the whole reply, so the listener can transcribe
-"stop" while a long reply is still being generated; each reply's sampling uses a private RNG,
-so interleaved work changes neither the reply nor anyone else's randomness.
+Streaming takes the lock per chunk, not for the whole reply, so other model work (a segment
+heard before the reply began, an API request) waits for one chunk, not the whole reply (the
+listener itself is muted while a reply is rendered or played: it cannot hear "stop" then);
+each reply's sampling uses a private RNG, so interleaved work changes neither the reply nor
+anyone else's randomness.
 """
 
 from __future__ import annotations
