@@ -3,9 +3,9 @@
 `handle()` never raises: whatever goes wrong (a program exits non-zero, a Python handler throws,
 an HTTP endpoint is down, a reply needs a value nobody provided) becomes `ok=False`, the
 handler's spoken error reply, and a log line with the details. Handlers may run concurrently
-(the listen loop, the HTTP API); "stop" reaches every handler in flight (a "stop" sent
-through the API does; a spoken one waits until the listen loop's own handler has finished). Timers belong to the
-Dispatcher, not to a commands file, so they survive a hot reload.
+(the listen loop, the HTTP API); "stop" reaches every handler in flight (a "stop" sent through
+the API does; a spoken one waits until the listen loop's own handler has finished). Timers
+belong to the Dispatcher, not to a commands file, so they survive a hot reload.
 """
 
 from __future__ import annotations
