@@ -1,39 +1,35 @@
-"""A shopping list kept in a JSON file: the example of a `python:` handler.
+"""A shopping list kept in the assistant's durable store: the example of a `python:` handler.
 
 Each function is called with the intent's slots as keyword arguments and returns either the
-text to say or a dict the reply template reads as `{result.KEY}`. The list lives in the
-assistant's data folder (`ASSISTANT_HOME` moves it, as in the tests).
+text to say or a dict the reply template reads as `{result.KEY}`. The list lives under the key
+"shopping" in the state database of the data folder (`ASSISTANT_HOME` moves it, as in the
+tests); every change is one committed transaction, so a reply is only given for a change that is
+on disk. When the saved list could not be read (a damaged state file is set aside, never
+overwritten), the next reply says so once instead of pretending the list was empty.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from pathlib import Path
+from typing import Any
 
-from assistant.paths import data_dir
+from assistant.store import Outcome, shared_store
 
-_lock = threading.Lock()
+KEY = "shopping"
 
 
-def _path() -> Path:
-    return data_dir() / "shopping.json"
+def _items(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
 
 
-def _load() -> list[str]:
-    try:
-        items = json.loads(_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return [str(item) for item in items] if isinstance(items, list) else []
+def _change(change: Any = None) -> Outcome:
+    return shared_store().transact(KEY, change, default=[])
 
 
-def _save(items: list[str]) -> None:
-    path = _path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(items, indent=2), encoding="utf-8")
-    tmp.replace(path)
+def _note(outcome: Outcome) -> str:
+    """The sentence that says the saved list was lost (empty when nothing was)."""
+    if outcome.lost is None:
+        return ""
+    return "I couldn't read your saved shopping list, so I set it aside and started a new one. "
 
 
 def _clean(item: str) -> str:
@@ -41,40 +37,39 @@ def _clean(item: str) -> str:
 
 
 def add_item(item: str) -> dict[str, object]:
-    """Add `item` (once); the reply can say `{result.item}` and `{result.count}`."""
+    """Add `item` (once); the reply can say `{result.item}`, `{result.count}` and `{result.note}`."""
     item = _clean(item)
     if not item:
         raise ValueError("nothing to add")
-    with _lock:
-        items = _load()
-        if item not in items:
-            items.append(item)
-            _save(items)
-    return {"item": item, "count": len(items)}
+    outcome = _change(lambda value: _items(value) + ([item] if item not in _items(value) else []))
+    return {"item": item, "count": len(outcome.value), "note": _note(outcome)}
 
 
 def remove_item(item: str) -> str:
     item = _clean(item)
-    with _lock:
-        items = _load()
-        if item not in items:
-            return f"{item} is not on your shopping list."
-        items.remove(item)
-        _save(items)
-    return f"Removed {item} from your shopping list."
+    found: list[bool] = []
+
+    def without(value: Any) -> list[str]:
+        items = _items(value)
+        found.append(item in items)
+        return [x for x in items if x != item]
+
+    outcome = _change(without)
+    if not found[0]:
+        return _note(outcome) + f"{item} is not on your shopping list."
+    return _note(outcome) + f"Removed {item} from your shopping list."
 
 
 def list_items() -> str:
-    with _lock:
-        items = _load()
+    outcome = _change()
+    items = _items(outcome.value)
+    note = _note(outcome)
     if not items:
-        return "Your shopping list is empty."
+        return note + "Your shopping list is empty."
     if len(items) == 1:
-        return f"Your shopping list has {items[0]}."
-    return f"Your shopping list has {', '.join(items[:-1])} and {items[-1]}."
+        return note + f"Your shopping list has {items[0]}."
+    return note + f"Your shopping list has {', '.join(items[:-1])} and {items[-1]}."
 
 
 def clear_list() -> str:
-    with _lock:
-        _save([])
-    return "Your shopping list is now empty."
+    return _note(_change(lambda value: [])) + "Your shopping list is now empty."

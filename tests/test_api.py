@@ -8,7 +8,9 @@ import io
 import json
 import struct
 import threading
+import time
 import wave
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -219,8 +221,29 @@ def test_voices_health_and_openapi(api: Client) -> None:
     assert set(health) >= {"models", "microphone", "last_error", "listen_loop", "commands"}
     status, doc = api.json("GET", "/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
-    assert set(doc["paths"]) == {"/v1/transcribe", "/v1/speak", "/v1/intent", "/v1/voices", "/v1/health", "/metrics"}
+    assert set(doc["paths"]) == {"/v1/transcribe", "/v1/speak", "/v1/intent", "/v1/voices", "/v1/timers", "/v1/health", "/metrics"}
+    timer = doc["components"]["schemas"]["Timers"]["properties"]["timers"]["items"]
+    assert set(timer["required"]) == {"id", "label", "due", "seconds_left"}
     assert doc["components"]["schemas"]["IntentRequest"]["properties"]["text"]["maxLength"] == 300
+
+
+def test_timers_lists_pending_timers_soonest_first(api: Client) -> None:
+    assert api.json("GET", "/v1/timers") == (200, {"timers": []})
+    before = time.time()
+    api.json("POST", "/v1/intent", {"text": "set a timer for 40 minutes", "run": True})
+    api.json("POST", "/v1/intent", {"text": "set a timer for 5 minutes", "run": True})
+    status, body = api.json("GET", "/v1/timers")
+    try:
+        assert status == 200
+        assert [(t["label"], t["intent"], t["seconds"]) for t in body["timers"]] == [
+            ("5 minutes", "TimerSet", 300), ("40 minutes", "TimerSet", 2400)]
+        first = body["timers"][0]
+        assert 295 <= first["seconds_left"] <= 300
+        due = datetime.fromisoformat(first["due"]).timestamp()
+        assert before + 299 <= due <= time.time() + 301 and first["due"].endswith("+00:00")
+    finally:
+        api.json("POST", "/v1/intent", {"text": "cancel all timers", "run": True})
+    assert api.json("GET", "/v1/timers") == (200, {"timers": []})
 
 
 def test_metrics_count_what_happened(api: Client) -> None:

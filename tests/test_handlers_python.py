@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import textwrap
 import threading
 import time
@@ -139,7 +141,10 @@ def test_shipped_shopping_list_example(tmp_path: Path) -> None:
         assert d.handle(IntentMatch("ShoppingListRemove", {"item": "milk"}, "")).reply == "Removed milk from your shopping list."
         assert d.handle(IntentMatch("ShoppingListRemove", {"item": "milk"}, "")).reply == "milk is not on your shopping list."
         assert d.handle(IntentMatch("ShoppingListClear", {}, "")).reply == "Your shopping list is now empty."
-        assert (tmp_path / "home" / "data" / "shopping.json").read_text().strip() == "[]"
+        assert d.handle(IntentMatch("ShoppingListAdd", {"item": "tea"}, "")).reply == "Added tea to your shopping list."
+        # committed to the state database in the data folder, readable by another connection
+        with sqlite3.connect(tmp_path / "home" / "data" / "state.sqlite3") as db:
+            assert json.loads(db.execute("SELECT value FROM kv WHERE key = 'shopping'").fetchone()[0]) == ["tea"]
     finally:
         d.close()
 

@@ -36,7 +36,8 @@ from assistant.handlers.spec import (
     want_str,
 )
 from assistant.handlers.templates import Template, format_value, parse_template
-from assistant.handlers.timers import TimerService
+from assistant.handlers.timers import Timer, TimerService
+from assistant.store import StoreError
 
 MAX_TIMER_S = 24 * 3600
 DEFAULT_ANNOUNCE = "Your timer for {duration} is done."
@@ -56,7 +57,7 @@ class BuiltinServices(Protocol):
 @dataclass(frozen=True)
 class _Builtin:
     fields: frozenset[str]
-    run: Callable[[Mapping[str, Any], BuiltinServices, "BuiltinHandler"], dict[str, Any]]
+    run: Callable[[Mapping[str, Any], BuiltinServices, "BuiltinHandler", RunContext], dict[str, Any]]
     reply: Callable[[Mapping[str, Any]], str | None]
     error_reply: str = "Sorry, that failed."
     options: frozenset[str] = frozenset()
@@ -78,53 +79,60 @@ class BuiltinHandler(HandlerSpec):
     def execute(self, slots: Mapping[str, Any], context: RunContext) -> dict[str, Any]:
         if context.services is None:
             raise HandlerFailure(f"builtin {self.name} needs the Dispatcher's services")
-        return BUILTINS[self.name].run(slots, context.services, self)
+        return BUILTINS[self.name].run(slots, context.services, self, context)
 
 
 # --- the built-ins -------------------------------------------------------------------------------
 
 
-def _time(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler) -> dict[str, Any]:
+def _time(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler, context: RunContext) -> dict[str, Any]:
     now = services.now()
     hour12 = now.hour % 12 or 12
     return {"time": f"{hour12}:{now.minute:02d} {'AM' if now.hour < 12 else 'PM'}", "hour": now.hour, "minute": now.minute}
 
 
-def _date(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler) -> dict[str, Any]:
+def _date(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler, context: RunContext) -> dict[str, Any]:
     now = services.now()
     return {"date": f"{now:%A}, {now:%B} {now.day}", "weekday": f"{now:%A}"}
 
 
-def _timer_set(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler) -> dict[str, Any]:
+def _timer_set(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler, context: RunContext) -> dict[str, Any]:
     seconds = duration_seconds(slots)
     if seconds <= 0:
         raise HandlerFailure("timer_set needs a duration (hours, minutes or seconds slot)")
     if seconds > MAX_TIMER_S:
         raise HandlerFailure(f"timer of {seconds:g} s is longer than {MAX_TIMER_S // 3600} hours")
     duration = spell_duration(seconds)
-    services.timers.start(seconds, label=(spec.announce or parse_template(DEFAULT_ANNOUNCE)).render({"duration": duration}))
+    announce = (spec.announce or parse_template(DEFAULT_ANNOUNCE)).render({"duration": duration})
+    try:
+        services.timers.start(seconds, announce, label=duration, intent=context.intent)
+    except StoreError as exc:
+        raise HandlerFailure(f"the timer could not be saved: {exc}") from exc
     return {"duration": duration}
 
 
-def _timer_cancel(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler) -> dict[str, Any]:
-    return {"count": services.timers.cancel_all()}
+def _timer_cancel(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler, context: RunContext) -> dict[str, Any]:
+    try:
+        return {"count": services.timers.cancel_all()}
+    except StoreError as exc:
+        raise HandlerFailure(f"the timers could not be cancelled in the store: {exc}") from exc
 
 
-def _timer_left(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler) -> dict[str, Any]:
+def _timer_left(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler, context: RunContext) -> dict[str, Any]:
     left = [spell_duration(max(1, math.ceil(seconds))) for _, seconds in services.timers.pending()]
     return {"remaining": ", then ".join(left) if left else None, "count": len(left)}
 
 
-def _stop(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler) -> dict[str, Any]:
+def _stop(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler, context: RunContext) -> dict[str, Any]:
     services.stop_everything()
     return {}
 
 
-def _repeat(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler) -> dict[str, Any]:
+def _repeat(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler, context: RunContext) -> dict[str, Any]:
     return {"last": services.last_reply()}
 
 
-def _help(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler) -> dict[str, Any]:
+def _help(slots: Mapping[str, Any], services: BuiltinServices, spec: BuiltinHandler, context: RunContext) -> dict[str, Any]:
     examples = services.examples()
     return {"examples": "; ".join(f'"{example}"' for example in examples) if examples else None}
 
@@ -186,6 +194,19 @@ def spell_duration(seconds: float) -> str:
     minutes, secs = divmod(rest, 60)
     parts = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in ((hours, "hour"), (minutes, "minute"), (secs, "second")) if n]
     return format_value(parts) if parts else "0 seconds"
+
+
+def overdue_announcement(timer: Timer, ago: float) -> str:
+    """What to say for a timer that came due while the assistant was not running:
+    "Your 40 minute timer finished 3 minutes ago." (minutes past a minute: nobody needs the seconds)."""
+    whole = max(1, round(ago)) if ago < 60 else max(60, round(ago / 60) * 60)
+    when = f"{spell_duration(whole)} ago"
+    parts = timer.label.split()
+    if len(parts) == 2 and parts[0].isdigit():  # one unit: "40 minutes" -> "40 minute timer"
+        return f"Your {parts[0]} {parts[1].rstrip('s')} timer finished {when}."
+    if timer.label:
+        return f"Your timer for {timer.label} finished {when}."
+    return f"Your timer finished {when}."
 
 
 def parse_builtin(node: PosDict, path: Path, line: int, column: int) -> BuiltinHandler:

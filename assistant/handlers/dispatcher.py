@@ -5,7 +5,8 @@ an HTTP endpoint is down, a reply needs a value nobody provided) becomes `ok=Fal
 handler's spoken error reply, and a log line with the details. Handlers may run concurrently
 (the listen loop, the HTTP API); "stop" reaches every handler in flight (a "stop" sent through
 the API does; a spoken one waits until the listen loop's own handler has finished). Timers
-belong to the Dispatcher, not to a commands file, so they survive a hot reload.
+belong to the Dispatcher, not to a commands file, so they survive a hot reload; given a store
+they also survive a restart (`restore_timers()` at start says the ones that came due meanwhile).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from assistant.handlers.builtins import BuiltinHandler
+from assistant.handlers.builtins import BuiltinHandler, overdue_announcement
 from assistant.handlers.examples import intent_examples
 from assistant.handlers.spec import DEFAULT_ERROR_REPLY, HandlerFailure, HandlerSpec, RunContext
 from assistant.handlers.templates import MissingValue, Template, parse_template
 from assistant.handlers.timers import Timer, TimerService
+from assistant.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,11 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         timer_thread: bool = True,
         now: Callable[[], datetime] = datetime.now,
+        wall: Callable[[], float] = time.time,
+        store: Store | None = None,
     ) -> None:
-        """`clock`/`timer_thread=False`/`now` let tests drive timers and the time of day."""
+        """`clock`/`wall`/`timer_thread=False`/`now` let tests drive timers and the time of day;
+        `store` keeps timers across restarts (None: in memory only)."""
         self._commands = commands
         self._announce = announce
         self._cancel = cancel
@@ -73,7 +78,8 @@ class Dispatcher:
         self._in_flight: dict[int, tuple[RunContext, HandlerSpec]] = {}
         self._last_reply: str | None = None
         self._examples: list[str] | None = None
-        self.timers = TimerService(self._timer_fired, clock=clock, background=timer_thread)
+        self._store = store
+        self.timers = TimerService(self._timer_fired, clock=clock, wall=wall, background=timer_thread, store=store)
 
     # -- the contract --------------------------------------------------------------------------
 
@@ -94,8 +100,29 @@ class Dispatcher:
             self._commands = commands
             self._examples = None
 
+    def restore_timers(self) -> list[str]:
+        """Bring back the timers a previous run stored; say (once) those that came due meanwhile,
+        and that timers may be lost if the state file could not be read. Returns what was said."""
+        said: list[str] = []
+        if self._store is None:
+            return said
+        try:
+            lost = self._store.take_notice("timers")
+            overdue = self.timers.restore()
+        except StoreError as exc:
+            log.error("cannot restore timers: %s", exc)
+            return said
+        if lost is not None:
+            said.append("I couldn't read my saved timers, so any timer set before I restarted is lost.")
+            self._say(said[-1])
+        for timer, ago in overdue:
+            said.append(overdue_announcement(timer, ago))
+            self._say(said[-1])
+            self.timers.finished(timer)
+        return said
+
     def close(self) -> None:
-        """Cancel timers and stop handlers in flight."""
+        """Stop timers (stored ones stay for the next run) and handlers in flight."""
         self.timers.close()
         self._stop_in_flight()
 
@@ -152,7 +179,7 @@ class Dispatcher:
         return HandlerOutcome(intent, True, reply or None, None)
 
     def _run(self, intent: str, handler: HandlerSpec, slots: dict[str, Any], fields: dict[str, Any]) -> HandlerOutcome | None:
-        context = RunContext(services=self)
+        context = RunContext(services=self, intent=intent)
         key = id(context)
         with self._lock:
             self._in_flight[key] = (context, handler)
@@ -198,7 +225,9 @@ class Dispatcher:
             self._last_reply = text
 
     def _timer_fired(self, timer: Timer) -> None:
-        text = timer.label or "Your timer is done."
+        self._say(timer.announce or "Your timer is done.")
+
+    def _say(self, text: str) -> None:
         self._remember(text)
         try:
             self._announce(text)

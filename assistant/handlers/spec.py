@@ -44,6 +44,8 @@ class RunContext:
     """
 
     services: Any = None  # the Dispatcher's BuiltinServices (timers, clock, last reply...)
+    intent: str = ""
+    """The intent being handled (a timer remembers which intent set it)."""
     cancelled: threading.Event = field(default_factory=threading.Event)
     _kills: set[Callable[[], None]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)

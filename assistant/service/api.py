@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -145,6 +146,7 @@ def build_app(backend: ApiBackend, settings: ApiSettings) -> web.Application:
     app.router.add_post("/v1/speak", api.speak)
     app.router.add_post("/v1/intent", api.intent)
     app.router.add_get("/v1/voices", api.voices)
+    app.router.add_get("/v1/timers", api.timers)
     app.router.add_get("/v1/health", api.health)
     app.router.add_get("/metrics", api.metrics)
     app.router.add_get("/openapi.json", api.openapi)
@@ -316,6 +318,11 @@ class _Handlers:
             result["outcome"] = {"ok": outcome.ok, "reply": outcome.reply, "error": outcome.error}
         return web.json_response(result)
 
+    async def timers(self, request: web.Request) -> web.Response:
+        if self.backend.dispatcher is None:
+            raise ApiError(503, "unavailable", "no handler dispatcher (and so no timers) in this service")
+        return web.json_response({"timers": timers_view(self.backend.dispatcher.timers.pending())})
+
     async def voices(self, request: web.Request) -> web.Response:
         return web.json_response(await self._run(self.backend.voices))
 
@@ -327,6 +334,14 @@ class _Handlers:
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(self.settings))
+
+
+def timers_view(pending: list[tuple[Any, float]]) -> list[dict[str, Any]]:
+    """Pending timers as /v1/timers lists them, soonest first."""
+    return [{"id": timer.id, "label": timer.label, "intent": timer.intent or None,
+             "due": datetime.fromtimestamp(timer.due_wall, timezone.utc).isoformat(timespec="seconds"),
+             "seconds_left": round(left, 1), "seconds": timer.seconds}
+            for timer, left in pending]
 
 
 def _next_chunk(chunks: Iterator[Any]) -> Any:

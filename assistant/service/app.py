@@ -32,6 +32,7 @@ from assistant.service.health import ServiceState
 from assistant.service.metrics import ServiceMetrics, rss_bytes
 from assistant.service.notify import Notifier, Watchdog, watchdog_interval
 from assistant.service.reload import CommandsReloader, ReloadResult, new_static_replies
+from assistant.store import Store, StoreError, shared_store
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class Service:
         self.state.commands_count = len(commands.intents)
         if options.api is not None:
             options.api.check()  # refuse a public address without a token before loading models
-        self.dispatcher = Dispatcher(commands, announce=self._announce, cancel=self._cancel)
+        self.dispatcher = Dispatcher(commands, announce=self._announce, cancel=self._cancel, store=self._open_store())
         self.reloader = CommandsReloader(options.commands, commands, load=self._load_for_reload,
                                          apply=[self._apply_commands], on_result=self._reloaded)
         self._load_asr()
@@ -163,9 +164,19 @@ class Service:
             self._start_loop(commands)
         if options.api is not None:
             self._start_api(options.api)
+        self.dispatcher.restore_timers()  # after the speaker exists: overdue timers are said
         self.state.phase = "ready"
         self.notifier.ready(self._summary())
         log.info("ready: %s", self._summary())
+
+    def _open_store(self) -> Store | None:
+        try:
+            self.state.store = shared_store()
+        except StoreError as exc:
+            log.error("%s; timers will not survive a restart", exc)
+            self.state.store_error = str(exc)
+            self.state.record_error("state", str(exc))
+        return self.state.store
 
     def _status(self, text: str) -> None:
         log.info("%s", text)

@@ -44,6 +44,10 @@ class ServiceState:
         self.commands_path = ""
         self.commands_count = 0
         self.reload_error: str | None = None
+        self.store: Any = None
+        """The durable store (`assistant.store.Store`), None when it could not be opened."""
+        self.store_error: str | None = None
+        """Why the store could not be opened (timers then last only as long as the process)."""
         self._last_error: ErrorRecord | None = None
         self.errors = 0
 
@@ -75,6 +79,8 @@ class ServiceState:
             self.microphone_state() not in ("open", "none", "closed")
             or (self.source is not None and not self.loop_running and self.source_kind == "microphone")
             or self.reload_error is not None
+            or self.store_error is not None
+            or bool(self.store is not None and self.store.problems)
         )
         return "degraded" if degraded else "ok"
 
@@ -89,6 +95,7 @@ class ServiceState:
                            **({"error": self.microphone_error} if self.microphone_error else {})},
             "listen_loop": {"running": self.loop_running, "restarts": self.loop_restarts},
             "commands": {"path": self.commands_path, "intents": self.commands_count, "last_error": self.reload_error},
+            "state": self.store.health() if self.store is not None else {"path": None, "error": self.store_error},
             "last_error": last.to_json() if last else None,
             "errors": self.errors,
         }

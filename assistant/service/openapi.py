@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the HTTP API, served at `GET /openapi.json`.
 
-Written by hand next to the handlers (the API is seven endpoints): it documents the caps the
+Written by hand next to the handlers (the API is eight endpoints): it documents the caps the
 running server actually enforces, because they are filled in from its settings.
 """
 
@@ -64,6 +64,10 @@ def openapi_document(settings: Any) -> dict[str, Any]:
             "/v1/voices": {"get": {"summary": "TTS engines and their voices",
                                    "responses": {"200": {"description": "Engines and voices",
                                                          "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/v1/timers": {"get": {"summary": "Pending timers, soonest first (they survive restarts)",
+                                   "responses": {"200": {"description": "Timers", "content": {"application/json": {
+                                       "schema": {"$ref": "#/components/schemas/Timers"}}}},
+                                       "503": _error("No handler dispatcher in this service")}}},
             "/v1/health": {"get": {"summary": "Models loaded, microphone state, last error, uptime",
                                    "responses": {"200": {"description": "Health", "content": {"application/json": {
                                        "schema": {"$ref": "#/components/schemas/Health"}}}}}}},
@@ -88,10 +92,21 @@ def openapi_document(settings: Any) -> dict[str, Any]:
                     "exact": {"type": ["boolean", "null"]},
                     "outcome": {"type": "object", "properties": {
                         "ok": {"type": "boolean"}, "reply": {"type": ["string", "null"]}, "error": {"type": ["string", "null"]}}}}},
+                "Timers": {"type": "object", "required": ["timers"], "properties": {"timers": {"type": "array", "items": {
+                    "type": "object", "required": ["id", "label", "due", "seconds_left"], "properties": {
+                        "id": {"type": "integer"},
+                        "label": {"type": "string", "description": "The timer's length as said, e.g. '40 minutes'"},
+                        "intent": {"type": ["string", "null"], "description": "The intent that set it"},
+                        "due": {"type": "string", "format": "date-time", "description": "When it fires (UTC)"},
+                        "seconds_left": {"type": "number"},
+                        "seconds": {"type": "number", "description": "Its whole length"}}}}}},
                 "Health": {"type": "object", "properties": {
                     "status": {"type": "string", "enum": ["ok", "degraded", "starting", "stopping"]},
                     "uptime_seconds": {"type": "number"}, "models": {"type": "object"}, "microphone": {"type": "object"},
-                    "listen_loop": {"type": "object"}, "commands": {"type": "object"}, "last_error": {"type": ["object", "null"]}}},
+                    "listen_loop": {"type": "object"}, "commands": {"type": "object"},
+                    "state": {"type": "object", "description": "The durable store: its path, and state files set aside "
+                                                            "this run because they could not be read"},
+                    "last_error": {"type": ["object", "null"]}}},
             },
         },
     }
