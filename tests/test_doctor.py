@@ -182,3 +182,28 @@ def test_audio_devices_found_through_a_real_pulseaudio(tmp_path: Path) -> None:
     finally:
         pulse.stop()
         pulse.cleanup()
+
+
+def test_state_file_checked_read_only_and_set_aside_files_reported(home: Path) -> None:
+    from assistant.store import Store, default_path
+
+    (finding,) = doctor.check_state()
+    assert finding.status == OK and "no state file yet" in finding.detail
+    store = Store()
+    store.add_timer("5 minutes", "done", 300, 2e9, "TimerSet")
+    store.close()
+    (finding,) = doctor.check_state()
+    assert finding.status == OK and "1 pending timer(s), integrity ok" in finding.detail
+
+    path = default_path()
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    path.write_bytes(b"not a database" * 100)
+    (finding,) = doctor.check_state()
+    assert finding.status == FAIL and "cannot be read" in finding.detail and "moves the file aside" in finding.fix
+    assert path.read_bytes() == b"not a database" * 100  # doctor never touches it
+
+    Store().close()  # what the service does at start: set it aside, begin anew
+    ok, aside = doctor.check_state()
+    assert ok.status == OK
+    assert aside.status == WARN and ".unreadable-" in aside.detail and aside.fix.startswith("look inside")

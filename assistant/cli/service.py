@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = serve.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="FILE", help="listen to a WAV file (or - for raw 16 kHz s16le on stdin) instead of the microphone")
     source.add_argument("--no-mic", action="store_true", help="no listen loop: serve the API only")
+    serve.add_argument("--no-transcribe", action="store_true",
+                       help="with --no-mic: do not load Whisper (an API for intents and speech; /v1/transcribe answers 503)")
     serve.add_argument("--mic", metavar="DEVICE", help="input device index or name substring (default: the system's)")
     serve.add_argument("--model", default="tiny.en", help="Whisper model (default tiny.en)")
     serve.add_argument("--device", default="auto", help="compute device: auto, cpu, cuda, cuda:N, mps, xpu")
@@ -81,10 +83,13 @@ def _serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"assistant serve: {exc}", file=sys.stderr)
         return 2
+    if args.no_transcribe and not args.no_mic:
+        print("assistant serve: --no-transcribe needs --no-mic (the listen loop needs Whisper)", file=sys.stderr)
+        return 2
     options = ServeOptions(
         commands=Path(args.commands or _default_commands()).resolve(),
         api=None if args.no_api else ApiSettings(host=args.host, port=args.port, token=token),
-        listen=not args.no_mic, input=args.input, mic_device=args.mic, whisper_model=args.model,
+        listen=not args.no_mic, transcribe=not args.no_transcribe, input=args.input, mic_device=args.mic, whisper_model=args.model,
         device=args.device, engine=args.engine, voice=args.voice, speak=not args.no_speak,
         output_device=args.output_device, reload_interval=args.reload_interval,
     )

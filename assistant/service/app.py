@@ -47,6 +47,8 @@ class ServeOptions:
     input: str | None = None
     """None: the microphone; "-": raw PCM on stdin; a path: a WAV file."""
     mic_device: str | None = None
+    transcribe: bool = True
+    """False (--no-transcribe, with --no-mic): no Whisper is loaded; /v1/transcribe answers 503."""
     whisper_model: str = "tiny.en"
     device: str = "auto"
     engine: str = "auto"
@@ -183,7 +185,7 @@ class Service:
         self.notifier.status(text)
 
     def _load_asr(self) -> None:
-        if self.asr is None and (self.options.listen or self.options.api is not None):
+        if self.asr is None and (self.options.listen or (self.options.api is not None and self.options.transcribe)):
             from assistant.asr import WhisperASR, WhisperSettings
 
             self._status(f"loading Whisper {self.options.whisper_model}")

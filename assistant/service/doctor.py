@@ -201,9 +201,43 @@ def check_dirs() -> list[Finding]:
     return findings
 
 
+def check_state() -> list[Finding]:
+    """The durable store: does it open and pass SQLite's integrity check; are there set-aside files?
+
+    Opened read-only (a running service may hold it), so doctor never changes the state it checks.
+    """
+    import sqlite3
+
+    from assistant.store import default_path
+
+    path = default_path()
+    findings = []
+    if not path.exists():
+        findings.append(Finding("state", OK, f"no state file yet ({path}; created at the first timer or list change)"))
+    else:
+        try:
+            with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5) as db:
+                check = db.execute("PRAGMA quick_check").fetchall()
+                timers = db.execute("SELECT COUNT(*) FROM timers").fetchone()[0]
+            if check != [("ok",)]:
+                raise sqlite3.DatabaseError("; ".join(str(row[0]) for row in check[:3]))
+        except sqlite3.Error as exc:
+            findings.append(Finding("state", FAIL, f"{path} cannot be read: {exc}",
+                                    "restart the service: it moves the file aside (never overwrites it) and starts a new one"))
+        else:
+            findings.append(Finding("state", OK, f"{path} ({timers} pending timer(s), integrity ok)"))
+    for aside in sorted(path.parent.glob(f"{path.name}.unreadable-*")):
+        if aside.name.endswith(("-wal", "-shm")):
+            continue
+        findings.append(Finding("state", WARN, f"{aside} is a state file that could not be read, set aside",
+                                f"look inside (sqlite3 {aside} .dump) to recover anything, then delete it"))
+    return findings
+
+
 def default_checks(commands: Path, checksums: bool = True) -> list[tuple[str, Check]]:
     return [
         ("dirs", check_dirs),
+        ("state", check_state),
         ("commands", lambda: check_commands(commands)),
         ("audio", check_audio),
         ("whisper", check_whisper),
