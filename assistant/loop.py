@@ -2,19 +2,19 @@
 
 Two threads. The capture thread (the caller of `run()`) only reads frames and feeds the VAD
 segmenter, which costs microseconds per 30 ms frame, so a live microphone is always drained.
-Finished speech segments go through a bounded queue to one recognition worker, which
-transcribes (Whisper takes the shared MODEL_LOCK), matches the text against the commands,
-runs the handler and hands the reply to `speak`. When recognition falls behind a live source
+Finished speech segments go through a bounded queue to one recognition worker, which asks the
+`Recognizer` (assistant/asr/recognizer.py: the recognition policy and the active commands) what
+was said and which command it is, runs the handler and hands the reply to `speak`. When recognition falls behind a live source
 the oldest waiting segment is dropped (and logged) rather than stalling capture; a file or
 stdin source is not real time, so there the capture thread simply waits for room.
 
 While `is_speaking()` is true the segmenter gets `muted=True`: the assistant never hears its
-own replies. An exception in any stage is logged and reported as an "error" event, and the loop
+own replies, and so nothing said during a reply (not even "stop") is heard. An exception in any stage is logged and reported as an "error" event, and the loop
 goes on with the next frame or segment.
 
 Events (`on_event`, one dict each; `--events jsonl` prints them):
   {"event": "speech", "start": s, "end": s}
-  {"event": "transcript", "text": str, "start": s, "end": s, "asr_ms": float}
+  {"event": "transcript", "text": str, "start": s, "end": s, "asr_ms": float, "path": "short"|"full"}
   {"event": "intent", "intent": str, "slots": {...}, "text": str, "latency_ms": float}
   {"event": "no-match", "text": str}
   {"event": "handler", "intent": str, "ok": bool}
@@ -33,27 +33,37 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
+from assistant.asr.recognizer import CommandMatch, Recognition, RecognitionError, Recognizer
+from assistant.audio import AudioSource
 from assistant.vad import SegmenterSettings, SpeechSegment, VadSegmenter
 
 log = logging.getLogger(__name__)
 
 
+class HandlerOutcome(Protocol):
+    """What running a command's handler gave (an `assistant.handlers.HandlerOutcome`)."""
+
+    intent: str
+    ok: bool
+    reply: str | None
+
+
+class CommandRunner(Protocol):
+    """Runs the handler of a matched command; never raises (an `assistant.handlers.Dispatcher`)."""
+
+    def handle(self, match: CommandMatch) -> HandlerOutcome: ...
+
+
 @dataclass(frozen=True)
 class LoopSettings:
+    """How the loop cuts and queues speech (how a segment is recognised: `RecognizerSettings`)."""
+
     segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
+    """Where speech starts and ends (VAD mode, silence window, minimum speech)."""
     queue_size: int = 4
     """Segments waiting for recognition before the oldest is dropped (live sources only)."""
-    short_first_pass: bool = True
-    """Recognise in two passes: first Whisper over the audio only (short context, with the
-    vocabulary prompt), accepted when its text is exactly one of the commands; otherwise again
-    over the full 30 s window without a prompt, as openai-whisper's transcribe() would. On the
-    committed speech: 19 of 19 right (as the full window alone) at a median ~170 ms instead of
-    ~410 ms; chatter and near-misses pay for both passes. False: the full window only."""
-    vocabulary_prompt: bool = True
-    """Give the first pass the commands' words as a prompt ("Pern on the kitchen lights" became
-    "Turn on ...")."""
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -84,21 +94,18 @@ class _Queued:
 _END = object()
 
 
-class _StageError(Exception):
-    """A stage failed and was reported; the segment is abandoned."""
-
-
 def _print_event(event: dict) -> None:
     log.info("%s", event)
 
 
 class ListenLoop:
+    """Capture, queueing and the recognition worker; what a segment means is the Recognizer's."""
+
     def __init__(
         self,
-        source: Any,
-        asr: Any,
-        commands: Any,
-        dispatcher: Any,
+        source: AudioSource,
+        recognizer: Recognizer,
+        dispatcher: CommandRunner,
         *,
         settings: LoopSettings = LoopSettings(),
         speak: Callable[[str], None] | None = None,
@@ -106,40 +113,18 @@ class ListenLoop:
         on_event: Callable[[dict], None] = _print_event,
     ) -> None:
         self.source = source
-        self.asr = asr
+        self.recognizer = recognizer
         self.dispatcher = dispatcher
         self.settings = settings
         self.speak = speak
         self.is_speaking = is_speaking
         self.on_event = on_event
         self.stats = LoopStats()
-        self._lock = threading.Lock()
-        self._commands = commands
-        self._prompt = self._make_prompt(commands)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_size)
+        self._queue: queue.Queue[_Queued | object] = queue.Queue(maxsize=settings.queue_size)
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
 
     # -- public -----------------------------------------------------------------------------
-
-    @property
-    def commands(self) -> Any:
-        with self._lock:
-            return self._commands
-
-    @property
-    def prompt(self) -> str | None:
-        """The vocabulary prompt Whisper gets (None: no prompt)."""
-        with self._lock:
-            return self._prompt
-
-    def replace_commands(self, commands: Any) -> None:
-        """Hot reload: the next segment is matched against `commands` (the dispatcher is the
-        caller's to replace: it also serves the HTTP API)."""
-        prompt = self._make_prompt(commands)
-        with self._lock:
-            self._commands = commands
-            self._prompt = prompt
 
     def run(self) -> None:
         """Listen until the source ends or `stop()` is called; every queued segment is finished
@@ -244,18 +229,21 @@ class ListenLoop:
 
     def _recognise(self, item: _Queued) -> None:
         segment = item.segment
-        with self._lock:
-            commands, prompt = self._commands, self._prompt
         try:
-            text, asr_ms, match, match_ms = self._transcribe_and_match(segment, commands, prompt)
-        except _StageError:
+            result = self.recognizer.recognize(segment.audio)
+        except RecognitionError as exc:
+            self._error(exc.stage, exc.__cause__ or exc)
             return
-        self.stats.asr_ms.append(asr_ms)
-        self.stats.match_ms.append(match_ms)
-        if not text:
+        self._count(result)
+        if not result.text:
             return
+        self._emit({
+            "event": "transcript", "text": result.text, "start": round(segment.start, 3), "end": round(segment.end, 3),
+            "asr_ms": round(result.asr_ms, 1), "path": result.path,
+        })
+        match = result.match
         if match is None:
-            self._emit({"event": "no-match", "text": text})
+            self._emit({"event": "no-match", "text": result.text})
             return
         handler_start = time.perf_counter()
         latency_ms = (handler_start - item.closed_at) * 1000
@@ -264,7 +252,7 @@ class ListenLoop:
             "event": "intent", "intent": match.intent, "slots": dict(match.slots), "text": match.text,
             "latency_ms": round(latency_ms, 1),
         })
-        outcome = self.dispatcher.handle(match)  # never raises (Dispatcher contract)
+        outcome = self.dispatcher.handle(match)  # never raises (CommandRunner contract)
         self.stats.handler_ms.append((time.perf_counter() - handler_start) * 1000)
         self._emit({"event": "handler", "intent": outcome.intent, "ok": bool(outcome.ok)})
         if outcome.reply:
@@ -275,58 +263,12 @@ class ListenLoop:
                 except Exception as exc:  # noqa: BLE001
                     self._error("speak", exc)
 
-    def _transcribe_and_match(self, segment: SpeechSegment, commands: Any, prompt: str | None):
-        """(text, Whisper ms, match or None, match ms) after one or two recognition passes."""
-        two_pass = self.settings.short_first_pass
-        text, asr_ms = self._transcribe(segment, prompt, short=True if two_pass else False)
-        match, match_ms = self._match(commands, text)
-        if two_pass and (match is None or not match.exact):
-            # Not exactly a command: maybe the short context misheard; ask the full window.
-            self.stats.second_passes += 1
-            first = text
-            text, more_ms = self._transcribe(segment, None, short=False)
-            asr_ms += more_ms
-            if text != first:
-                match, more_match_ms = self._match(commands, text)
-                match_ms += more_match_ms
-            log.debug("second pass over the full window: %r -> %r", first, text)
-        if text:
-            self._emit({
-                "event": "transcript", "text": text, "start": round(segment.start, 3), "end": round(segment.end, 3),
-                "asr_ms": round(asr_ms, 1),
-            })
-        return text, asr_ms, match, match_ms
-
-    def _transcribe(self, segment: SpeechSegment, prompt: str | None, *, short: bool) -> tuple[str, float]:
-        try:
-            transcript = self.asr.transcribe(segment.audio, prompt=prompt, short_context=short)
-        except Exception as exc:  # noqa: BLE001
-            self._error("asr", exc)
-            raise _StageError from exc
-        text = transcript.text.strip()
-        if not text:
-            why = "; ".join(s.get("dropped", "") for s in transcript.segments) or "nothing recognised"
-            log.info("speech at %.2f-%.2f s gave no text (%s)", segment.start, segment.end, why)
-        return text, transcript.duration_ms
-
-    def _match(self, commands: Any, text: str) -> tuple[Any, float]:
-        if not text:
-            return None, 0.0
-        started = time.perf_counter()
-        try:
-            match = commands.match(text)
-        except Exception as exc:  # noqa: BLE001
-            self._error("match", exc)
-            raise _StageError from exc
-        return match, (time.perf_counter() - started) * 1000
+    def _count(self, result: Recognition) -> None:
+        self.stats.asr_ms.append(result.asr_ms)
+        self.stats.match_ms.append(result.match_ms)
+        self.stats.second_passes += result.passes - 1
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _make_prompt(self, commands: Any) -> str | None:
-        if not self.settings.vocabulary_prompt:
-            return None
-        make = getattr(self.asr, "vocabulary_prompt", None)
-        return make(commands.vocabulary()) if make is not None else None
 
     def _emit(self, event: dict) -> None:
         try:

@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from assistant.asr.weights import fetch_whisper
     from assistant.handlers import Dispatcher
     from assistant.intents import load_commands
+    from assistant.asr.recognizer import Recognizer
     from assistant.loop import ListenLoop
 
     commands = load_commands(ROOT / "commands.yaml")
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     vad_ms_per_s, vad_seconds = vad_cost()
 
     asr = WhisperASR(WhisperSettings(model=str(checkpoint), device="cpu"))
-    probe = ListenLoop(None, asr, commands, None, on_event=lambda event: None)
+    probe = Recognizer(asr, commands)
     prompt = probe.prompt
     baseline_model = whisper.load_model(str(checkpoint), device="cpu")
 
@@ -113,9 +114,13 @@ def main(argv: list[str] | None = None) -> int:
             return result.text, result.duration_ms
         return run
 
+    second_passes = 0
+
     def two_passes(segment) -> tuple[str, float]:
-        text, asr_ms, _, _ = probe._transcribe_and_match(segment, commands, prompt)
-        return text, asr_ms
+        nonlocal second_passes
+        result = probe.recognize(segment.audio)
+        second_passes += result.passes - 1
+        return result.text, result.asr_ms
 
     configs = [
         ("openai-whisper `transcribe()` (baseline)", baseline),
@@ -140,7 +145,6 @@ def main(argv: list[str] | None = None) -> int:
                     match_ms.append((time.perf_counter() - started) * 1000)
                     right[label] += (match.intent, match.slots) == expected if match else 0
     rows = [(label, statistics.median(times[label]), percentile(times[label], 95), right[label]) for label, _ in configs]
-    second_passes = probe.stats.second_passes
 
     latencies: list[float] = []
     asr_in_loop: list[float] = []
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         from assistant.audio import WavFileSource
 
         dispatcher = Dispatcher(commands, announce=lambda text: None)
-        loop = ListenLoop(WavFileSource(AUDIO / name), asr, commands, dispatcher, speak=lambda text: None,
+        loop = ListenLoop(WavFileSource(AUDIO / name), Recognizer(asr, commands), dispatcher, speak=lambda text: None,
                           on_event=lambda event: None)
         loop.run()
         dispatcher.close()

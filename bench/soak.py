@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     from assistant.asr import WhisperASR, WhisperSettings
     from assistant.handlers import Dispatcher
     from assistant.intents import load_commands
+    from assistant.asr.recognizer import Recognizer
     from assistant.loop import ListenLoop
 
     commands = load_commands(args.commands)
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         elif kind == "error":
             loop_errors.append(f"{event.get('stage')}: {event.get('message')}")
 
-    loop = ListenLoop(source, asr, commands, dispatcher, speak=replies.append, on_event=on_event)
+    loop = ListenLoop(source, Recognizer(asr, commands), dispatcher, speak=replies.append, on_event=on_event)
     source.started = time.perf_counter()
     crashed: list[BaseException] = []
 

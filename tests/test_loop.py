@@ -14,6 +14,7 @@ from assistant.asr import Transcript
 from assistant.audio import WavFileSource
 from assistant.handlers import Dispatcher
 from assistant.intents import load_commands
+from assistant.asr.recognizer import Recognizer, RecognizerSettings
 from assistant.loop import ListenLoop, LoopSettings
 from asr_support import AUDIO, COMMANDS
 
@@ -89,11 +90,11 @@ def dispatcher(commands):
     d.close()
 
 
-def run_loop(source, asr, commands, dispatcher, **kwargs):
+def run_loop(source, asr, commands, dispatcher, recognition=RecognizerSettings(), **kwargs):
     events: list[dict] = []
     spoken: list[str] = []
     kwargs.setdefault("speak", spoken.append)
-    loop = ListenLoop(source, asr, commands, dispatcher, on_event=events.append, **kwargs)
+    loop = ListenLoop(source, Recognizer(asr, commands, recognition), dispatcher, on_event=events.append, **kwargs)
     loop.run()
     return loop, events, spoken
 
@@ -107,7 +108,7 @@ def test_one_command_gives_the_events_in_order_and_speaks_the_reply(commands, di
     assert kinds(events) == ["speech", "transcript", "intent", "handler", "reply"]
     speech, transcript, intent, handler, reply = events
     assert set(speech) == {"event", "start", "end"} and 0 < speech["start"] < speech["end"] < 2.2
-    assert transcript == {"event": "transcript", "text": "Stop.", "start": speech["start"], "end": speech["end"], "asr_ms": 1.0}
+    assert transcript == {"event": "transcript", "text": "Stop.", "start": speech["start"], "end": speech["end"], "asr_ms": 1.0, "path": "short"}
     assert intent["intent"] == "Stop" and intent["slots"] == {} and intent["text"] == "Stop."
     assert isinstance(intent["latency_ms"], float) and intent["latency_ms"] >= 0
     assert handler == {"event": "handler", "intent": "Stop", "ok": True}
@@ -137,12 +138,12 @@ def test_empty_transcripts_end_quietly(commands, dispatcher):
 def test_the_vocabulary_prompt_goes_to_the_first_pass_and_can_be_turned_off(commands, dispatcher):
     asr = ScriptedASR("stop")
     loop, _, _ = run_loop(FramesSource("stop.wav"), asr, commands, dispatcher)
-    assert asr.prompts == [loop.prompt] and loop.prompt.startswith("PROMPT ")
+    assert asr.prompts == [loop.recognizer.prompt] and loop.recognizer.prompt.startswith("PROMPT ")
     assert asr.passes == [True] and loop.stats.second_passes == 0  # exact command: one short pass
     asr = ScriptedASR("stop")
     loop, _, _ = run_loop(FramesSource("stop.wav"), asr, commands, dispatcher,
-                          settings=LoopSettings(vocabulary_prompt=False))
-    assert asr.prompts == [None] and loop.prompt is None
+                          recognition=RecognizerSettings(vocabulary_prompt=False))
+    assert asr.prompts == [None] and loop.recognizer.prompt is None
 
 
 def test_a_first_pass_that_is_not_exactly_a_command_is_decoded_again_over_the_full_window(commands, dispatcher):
@@ -152,6 +153,7 @@ def test_a_first_pass_that_is_not_exactly_a_command_is_decoded_again_over_the_fu
     assert loop.stats.second_passes == 1
     (transcript,) = [e for e in events if e["event"] == "transcript"]
     assert transcript["text"] == "add milk to my shopping list" and transcript["asr_ms"] >= 20
+    assert transcript["path"] == "full"
     assert [(e["intent"], e["slots"]) for e in events if e["event"] == "intent"] == [("ShoppingListAdd", {"item": "milk"})]
 
 
@@ -164,7 +166,7 @@ def test_chatter_pays_for_both_passes_and_stays_a_no_match(commands, dispatcher)
 
 def test_full_context_only_is_one_pass(commands, dispatcher):
     asr = ScriptedASR("the weather is lovely")
-    run_loop(FramesSource("what_time.wav"), asr, commands, dispatcher, settings=LoopSettings(short_first_pass=False))
+    run_loop(FramesSource("what_time.wav"), asr, commands, dispatcher, recognition=RecognizerSettings(short_first_pass=False))
     assert asr.passes == [False]
 
 
@@ -208,7 +210,8 @@ def test_a_failing_event_consumer_does_not_stop_listening(commands, dispatcher):
     def broken(event):
         raise ValueError("consumer")
 
-    loop = ListenLoop(FramesSource("stop.wav"), ScriptedASR("stop"), commands, dispatcher, speak=spoken.append, on_event=broken)
+    loop = ListenLoop(FramesSource("stop.wav"), Recognizer(ScriptedASR("stop"), commands), dispatcher, speak=spoken.append,
+                      on_event=broken)
     loop.run()
     assert len(spoken) == 1
 
@@ -261,10 +264,10 @@ def test_replace_commands_changes_matching_and_the_prompt(tmp_path, commands, di
     other.write_text("intents:\n  Dance:\n    data:\n      - sentences:\n          - \"let us dance\"\n    reply: \"Dancing.\"\n")
     new = load_commands(other)
     asr = ScriptedASR("let us dance")
-    loop = ListenLoop(FramesSource("stop.wav"), asr, commands, dispatcher, on_event=lambda e: None)
-    before = loop.prompt
-    loop.replace_commands(new)
-    assert loop.commands is new and loop.prompt != before
+    loop = ListenLoop(FramesSource("stop.wav"), Recognizer(asr, commands), dispatcher, on_event=lambda e: None)
+    before = loop.recognizer.prompt
+    loop.recognizer.replace_commands(new)
+    assert loop.recognizer.commands is new and loop.recognizer.prompt != before
     events: list[dict] = []
     loop.on_event = events.append
     loop.run()
@@ -273,7 +276,7 @@ def test_replace_commands_changes_matching_and_the_prompt(tmp_path, commands, di
 
 def test_stop_ends_a_live_loop_promptly(commands, dispatcher):
     source = FramesSource(*["silence.wav"] * 20, realtime=True, pace=0.005)
-    loop = ListenLoop(source, ScriptedASR(), commands, dispatcher, on_event=lambda e: None)
+    loop = ListenLoop(source, Recognizer(ScriptedASR(), commands), dispatcher, on_event=lambda e: None)
     thread = threading.Thread(target=loop.run)
     thread.start()
     time.sleep(0.2)

@@ -9,6 +9,7 @@ from assistant.asr import WhisperASR, WhisperSettings
 from assistant.audio import WavFileSource
 from assistant.handlers import Dispatcher
 from assistant.intents import load_commands
+from assistant.asr.recognizer import Recognizer
 from assistant.loop import ListenLoop
 from asr_support import AUDIO, COMMANDS, manifest, real_checkpoint
 
@@ -35,7 +36,7 @@ def listen(name, asr, commands):
     events: list[dict] = []
     replies: list[str] = []
     try:
-        ListenLoop(WavFileSource(AUDIO / name), asr, commands, dispatcher, speak=replies.append, on_event=events.append).run()
+        ListenLoop(WavFileSource(AUDIO / name), Recognizer(asr, commands), dispatcher, speak=replies.append, on_event=events.append).run()
     finally:
         dispatcher.close()
     return events, replies

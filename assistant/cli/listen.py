@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="feed --input/--demo at the speed of speech, as a microphone would (the demo always is)")
     listen.add_argument("--device", help="microphone: index or part of its name (see `assistant devices`)")
     listen.add_argument("--model", default="tiny.en", help="Whisper model name or .pt path (default tiny.en)")
-    listen.add_argument("--asr-device", default="auto", help="auto, cpu, cuda, cuda:N, mps or xpu (default auto)")
+    listen.add_argument("--compute-device", "--asr-device", dest="compute_device", default="auto",
+                        help="where Whisper and Tortoise run: auto, cpu, cuda, cuda:N, mps or xpu (default auto)")
     listen.add_argument("--full-context", action="store_true",
                         help="one Whisper pass over its whole 30 s window (slower) instead of a short-context "
                              "first pass checked against the commands")
@@ -54,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     speak.add_argument("--no-speak", action="store_true", help="print replies only")
     speak.add_argument("--speak-to", metavar="FILE.wav", help="write spoken replies to this WAV file")
     listen.add_argument("--output-device", help="speaker: index or part of its name (default: the system's)")
+    listen.add_argument("--engine", default="auto", help="TTS engine: auto, tortoise, piper, espeak (default auto)")
+    listen.add_argument("--voice", default=None, help="TTS voice (Tortoise voice name, Piper model, espeak voice)")
     listen.set_defaults(func=run_listen)
 
     devices = subparsers.add_parser("devices", help="list audio input devices (microphones)")
@@ -95,38 +98,33 @@ def run_listen(args: argparse.Namespace) -> int:
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"assistant listen: {exc}", file=sys.stderr)
         return 2
-    speaker = None if args.no_speak else _open_speaker(args, commands)
-
-    from assistant.asr import WhisperASR, WhisperSettings
+    from assistant import assemble
+    from assistant.asr.recognizer import RecognizerSettings
     from assistant.asr.weights import WhisperWeightsError
-    from assistant.handlers import Dispatcher
-    from assistant.loop import ListenLoop, LoopSettings
+    from assistant.loop import LoopSettings
     from assistant.vad import SegmenterSettings
 
+    speaker = None if args.no_speak else _open_speaker(args, commands)
     try:
-        asr = WhisperASR(WhisperSettings(model=args.model, device=args.asr_device))
+        asr = assemble.load_whisper(assemble.ModelOptions(whisper_model=args.model, device=args.compute_device))
     except (WhisperWeightsError, ValueError) as exc:
         print(f"assistant listen: {exc}", file=sys.stderr)
         source.close()
         return 2
-    say: Callable[[str], None] | None = speaker.say if speaker is not None else None
 
     def announce(text: str) -> None:
         """Said unprompted (a timer ringing): an event like any reply, and spoken."""
         emit({"event": "reply", "text": text})
-        if say is not None:
-            say(text)
+        if speaker is not None:
+            speaker.say(text)
 
-    dispatcher = Dispatcher(commands, announce=announce, cancel=speaker.stop if speaker is not None else (lambda: None))
+    dispatcher = assemble.build_dispatcher(commands, announce=announce,
+                                           cancel=speaker.stop if speaker is not None else (lambda: None))
+    recognizer = assemble.build_recognizer(
+        asr, commands, RecognizerSettings(short_first_pass=not args.full_context, vocabulary_prompt=not args.no_prompt))
     segmenter = SegmenterSettings() if args.silence is None else SegmenterSettings(silence_seconds=args.silence)
-    loop = ListenLoop(
-        source, asr, commands, dispatcher,
-        settings=LoopSettings(segmenter=segmenter, short_first_pass=not args.full_context,
-                              vocabulary_prompt=not args.no_prompt),
-        speak=say,
-        is_speaking=(lambda: speaker.is_speaking) if speaker is not None else (lambda: False),
-        on_event=emit,
-    )
+    loop = assemble.build_loop(source, recognizer, dispatcher, speaker=speaker, on_event=emit,
+                               settings=LoopSettings(segmenter=segmenter))
     if getattr(source, "realtime", False):
         log.info("listening on the microphone (Ctrl-C to stop); try: %s", _example(commands))
     _stop_on_signals(loop)
@@ -191,22 +189,22 @@ class RealTimeSource:
 
 
 def _open_speaker(args: argparse.Namespace, commands: Any) -> Any:
-    """Speech + a player, or None (replies printed only) when there is nowhere to play them."""
-    from assistant.playback import DevicePlayer, FileSink, PlaybackUnavailable
-    from assistant.tts import Speech, SpeechSettings
-    from assistant.playback.speaker import Speaker
+    """Speech + a player, built as `serve` builds them, or None (replies printed only) when
+    there is nowhere to play them."""
+    from assistant import assemble
+    from assistant.playback import PlaybackUnavailable
 
-    if args.speak_to:
-        player: Any = FileSink(args.speak_to)
-    else:
-        try:
-            player = DevicePlayer(_device(args.output_device))
-        except PlaybackUnavailable as exc:
-            log.warning("%s: replies are printed only", exc)
-            return None
-    speech = Speech(SpeechSettings())
+    options = assemble.SpeechOptions(engine=args.engine, voice=args.voice, device=args.compute_device,
+                                     output_device=args.output_device,
+                                     speak_to=Path(args.speak_to) if args.speak_to else None)
+    try:
+        player = assemble.open_player(options)
+    except PlaybackUnavailable as exc:
+        log.warning("%s: replies are printed only", exc)
+        return None
+    speech = assemble.build_speech(options)
     speech.prerender(commands.static_replies())
-    return Speaker(speech, player)
+    return assemble.build_speaker(speech, player)
 
 
 def _device(value: str | None) -> int | str | None:
