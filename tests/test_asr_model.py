@@ -84,11 +84,30 @@ def test_short_context_covers_the_audio_plus_the_margin(asr):
     assert asr.mel_frames_for(32000, short=False) == 3000
 
 
-def test_full_context_is_the_default_and_can_be_chosen_per_call(checkpoint, asr):
+def encoded_contexts(asr, monkeypatch) -> list[int]:
+    """Records the number of encoder positions of every encoder pass `asr` makes."""
+    contexts: list[int] = []
+    real = asr._encode
+
+    def spy(audio, *, short):
+        features = real(audio, short=short)
+        contexts.append(features.shape[1])
+        return features
+
+    monkeypatch.setattr(asr, "_encode", spy)
+    return contexts
+
+
+def test_full_context_is_the_default_and_can_be_chosen_per_call(checkpoint, asr, monkeypatch):
     full = WhisperASR(WhisperSettings(model=str(checkpoint), device="cpu"))
+    contexts = encoded_contexts(full, monkeypatch)
     assert full.transcribe(noise(16000)).segments[0]["audio_ctx"] == 1500
-    assert full.transcribe(noise(16000), short_context=True).segments[0]["audio_ctx"] in (100, 1500)
+    assert contexts == [1500]
+    full.transcribe(noise(16000), short_context=True)
+    assert contexts[1] == 100  # 1 s + 1 s margin = 200 mel frames; (random weights then babble: retried)
+    contexts = encoded_contexts(asr, monkeypatch)
     assert asr.transcribe(noise(16000), short_context=False).segments[0]["full_context_retry"] is False
+    assert contexts == [1500]
 
 
 def test_mel_is_what_transcribe_gives_the_encoder_cut_short(asr):

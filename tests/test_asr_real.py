@@ -106,13 +106,19 @@ def test_one_word_stop_is_heard(short, commands):
     assert got == ("Stop", {}), text
 
 
-def test_short_context_is_much_faster_than_the_full_window(short, full):
+def test_short_context_encodes_a_fraction_of_the_window(short, full):
+    """Why it is faster (bench/listen.py measures how much): a 2 s command is encoded over its own
+    frames plus the margin, not 1500 positions. Timings under test load would be noise."""
     (segment,) = _segments("turn_off_bedroom_lights.wav")
-    short_ms = min(short.transcribe(segment.audio).duration_ms for _ in range(2))
-    full_ms = min(full.transcribe(segment.audio).duration_ms for _ in range(2))
-    assert short_ms < full_ms * 0.7, (short_ms, full_ms)
+    short_ctx = short.transcribe(segment.audio).segments[0]["audio_ctx"]
+    assert short_ctx == short.mel_frames_for(len(segment.audio)) // 2 < 1500 * 0.3
+    assert full.transcribe(segment.audio).segments[0]["audio_ctx"] == 1500
 
 
-def test_audio_longer_than_whispers_window_is_cut_not_failed(short):
+def test_audio_longer_than_whispers_window_is_cut_not_failed(short, monkeypatch):
+    given: list[int] = []
+    log_mel = short.log_mel
+    monkeypatch.setattr(short, "log_mel", lambda audio, *, short: given.append(len(audio)) or log_mel(audio, short=short))
     result = short.transcribe(noise(16000 * 31))
-    assert result.segments[0]["audio_ctx"] <= 1500
+    assert given and set(given) == {16000 * 30}  # the first 30 s, on every pass
+    assert result.segments[0]["audio_ctx"] == 1500  # 30 s plus the margin is the whole window

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 from pathlib import Path
 
@@ -104,7 +105,9 @@ def test_wav_file_source_resamples_and_downmixes_to_16k_mono(tmp_path):
 
 
 def test_committed_speech_is_16k_mono_16_bit():
-    for path in AUDIO.glob("*.wav"):
+    paths = sorted(AUDIO.glob("*.wav"))
+    assert len(paths) == len(json.loads((AUDIO / "manifest.json").read_text())["files"]) >= 12
+    for path in paths:
         data = path.read_bytes()
         tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, 20)
         assert (tag, channels, rate, bits) == (1, 1, 16000, 16), path

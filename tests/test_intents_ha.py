@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import home_assistant_intents  # the [test] extra: a hard requirement of the suite, never a skip
 import pytest
 
 from assistant.intents import load_commands
 from assistant.intents.sampling import sample_intents
 
-home_assistant_intents = pytest.importorskip("home_assistant_intents")
 EN = Path(home_assistant_intents.__file__).parent / "data" / "en.json"
 
 # HA supplies {name}, {area} and {floor} at run time from its entities; a small household here.

@@ -53,7 +53,8 @@ def test_shorthand_and_data_blocks(fixture_commands):
 def test_exact_matches_with_asr_habits(fixture_commands, text, intent, slots):
     match = fixture_commands.match(text)
     assert match is not None and (match.intent, match.slots, match.exact) == (intent, slots, True)
-    assert isinstance(match.slots.get("minutes", 0), int)  # "5" and "five" give the same int
+    # "5" and "five" give the same int (== alone would let 5.0 or "5" pass)
+    assert {k: type(v) for k, v in match.slots.items()} == {k: type(v) for k, v in slots.items()}
 
 
 def test_percent_sign_in_grammar_and_spelled_percent(tmp_path):

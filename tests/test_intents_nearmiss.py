@@ -33,14 +33,10 @@ def commands():
         ("what time it", "Time", {}),
         ("turn on the kitchen", "LightsOn", {"room": "kitchen"}),
         ("turn of the kitchen lights", "LightsOff", {"room": "kitchen"}),
-        ("put eggs in my shopping list", None, None),
     ],
 )
 def test_near_misses(commands, text, intent, slots):
     match = commands.match(text)
-    if intent is None:
-        assert match is None or match.slots == {"item": "eggs"}
-        return
     assert match is not None and (match.intent, match.slots, match.exact) == (intent, slots, False)
 
 
@@ -56,6 +52,7 @@ def test_near_misses(commands, text, intent, slots):
         "hello there",
         "set a timer for one hundred to minutes",  # number word misheard: not 100
         "set a timer for one hundred thirty-six minute",  # a number word is never skipped (not 36)
+        "put eggs in my shopping list",  # two misheard words ("add ... to"): more than one slip
         "tell me a long story " * 6 + "milk to my shopping list",  # not a command with one slip
     ],
 )
@@ -70,17 +67,19 @@ def test_exact_sentences_never_reach_the_near_miss_stage(commands):
 
 def test_perturbations_are_whisper_like():
     kinds = perturbations("set a timer for 5 minutes", __import__("random").Random(0), frozenset({4}))
-    assert kinds["fillers"][0] == "Uh, Set a timer for 5 minutes."
-    assert "Set a timer for minutes." in kinds["dropped slot word"]
-    assert "Set a timer 5 minutes." in kinds["dropped"]
-    assert kinds["homophone"] == ["Set a timer four 5 minutes."] or kinds["homophone"][0].count("two") == 0
+    assert kinds == {
+        "fillers": ["Uh, Set a timer for 5 minutes.", "Set a timer for um 5 minutes."],
+        "dropped": ["A timer for 5 minutes.", "Set timer for 5 minutes.", "Set a for 5 minutes.",
+                    "Set a timer 5 minutes.", "Set a timer for 5."],
+        "homophone": ["Set a timer fore 5 minutes."],  # the first of for's homophones in sorted order
+        "dropped slot word": ["Set a timer for minutes."],
+        "homophone in slot": [],  # "5" has none
+    }
 
 
 @pytest.mark.parametrize("path", [FIXTURE, ROOT / "commands.yaml"], ids=["fixture", "shipped"])
 def test_perturbation_targets(path):
     """fillers 100% correct; one dropped grammar word >= 80% correct with <= 1% wrong action."""
-    if not path.exists():
-        pytest.skip("commands.yaml not written yet")
     scores = evaluate(load_commands(path), per_template=3)
     fillers, dropped, homophone = scores["fillers"], scores["dropped"], scores["homophone"]
     assert fillers.total >= 20 and fillers.rate("correct") == 1.0, fillers.wrong_examples

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -143,9 +142,16 @@ def test_a_failing_apply_step_does_not_undo_the_reload(commands_file: Path, capl
     assert any("applying the reloaded commands" in r.message for r in caplog.records)
 
 
-def test_polling_cost_is_one_stat(commands_file: Path) -> None:
+def test_polling_cost_is_one_stat(commands_file: Path, monkeypatch) -> None:
+    """An unchanged file costs one stat per poll: never a read, a hash or a parse."""
+    from assistant.service import reload
+
     reloader = CommandsReloader(commands_file, load_commands(commands_file))
-    started = time.perf_counter()
+    stats: list[Path] = []
+    real_stat = Path.stat
+    monkeypatch.setattr(Path, "stat", lambda self, **kw: stats.append(self) or real_stat(self, **kw))
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self}"))
+    monkeypatch.setattr(reload, "load_commands", lambda *a, **k: pytest.fail("parsed"))
     for _ in range(1000):
-        reloader.poll()
-    assert (time.perf_counter() - started) / 1000 < 0.001
+        assert reloader.poll() is None
+    assert stats == [commands_file] * 1000

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
+import types
 
 import librosa
 import numpy as np
@@ -52,16 +54,35 @@ def test_resample_identity_and_bad_rates():
         ta.resample(wave, 0, 16000)
 
 
-def test_registered_only_when_missing_and_findable():
-    which = ta.ensure_torchaudio()
+@pytest.fixture
+def no_torchaudio_loaded():
+    """sys.modules without any torchaudio; whatever was there is put back afterwards."""
+    names = [n for n in sys.modules if n == "torchaudio" or n.startswith("torchaudio.")]
+    saved = {n: sys.modules.pop(n) for n in names}
+    yield
+    for name in [n for n in sys.modules if n == "torchaudio" or n.startswith("torchaudio.")]:
+        del sys.modules[name]
+    sys.modules.update(saved)
+
+
+def test_stand_in_is_registered_when_the_import_fails_and_is_findable(no_torchaudio_loaded):
+    sys.modules["torchaudio"] = None  # makes `import torchaudio` raise ImportError, like a missing or CUDA-only wheel
+    assert ta.ensure_torchaudio() == "stand-in"
     import torchaudio
 
-    assert which in ("real", "stand-in")
-    if which == "stand-in":
-        assert torchaudio.transforms.MelSpectrogram is ta.MelSpectrogram
+    assert torchaudio.transforms.MelSpectrogram is ta.MelSpectrogram
+    assert torchaudio.functional.resample is ta.resample
     # transformers probes find_spec("torchaudio"); a module without __spec__ makes that raise
     assert importlib.util.find_spec("torchaudio") is not None
-    assert ta.ensure_torchaudio() == which  # idempotent
+    assert ta.ensure_torchaudio() == "stand-in"  # idempotent
+
+
+def test_a_real_torchaudio_is_left_alone(no_torchaudio_loaded):
+    real = types.ModuleType("torchaudio")
+    real.__version__ = "2.11.0"
+    sys.modules["torchaudio"] = real
+    assert ta.ensure_torchaudio() == "real"
+    assert sys.modules["torchaudio"] is real
 
 
 def test_save_load_round_trip(tmp_path):
