@@ -1,16 +1,8 @@
-"""Choosing the compute device, and the one lock that serialises model work on it.
-
-Whisper and Tortoise share one accelerator in one process (the listen loop and the HTTP API
-both use them), so every inference takes `MODEL_LOCK`: two models running at once on one GPU
-gain nothing and can run it out of memory.
-"""
+"""Choosing the compute device (who runs on it when: `assistant.scheduler`)."""
 
 from __future__ import annotations
 
 import re
-import threading
-
-MODEL_LOCK = threading.RLock()
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
 

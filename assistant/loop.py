@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from assistant.asr.recognizer import CommandMatch, Recognition, RecognitionError, Recognizer
+from assistant.scheduler import SCHEDULER
 from assistant.audio import AudioSource
 from assistant.vad import SegmenterSettings, SpeechSegment, VadSegmenter
 
@@ -223,7 +224,8 @@ class ListenLoop:
             if self._stopping.is_set():
                 continue
             try:
-                self._recognise(item)
+                with SCHEDULER.pause_background():  # pre-rendering waits while a command is handled
+                    self._recognise(item)
             except Exception as exc:  # noqa: BLE001 - one bad segment must not stop the worker
                 self._error("loop", exc)
 

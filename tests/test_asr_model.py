@@ -10,7 +10,7 @@ import torch
 
 from assistant.asr import Transcript, WhisperASR, WhisperSettings
 from assistant.asr.resident import first_period, repeats_ngram
-from assistant.device import MODEL_LOCK
+from assistant.scheduler import SCHEDULER
 from asr_support import save_random_checkpoint
 
 
@@ -125,12 +125,12 @@ def test_mel_is_what_transcribe_gives_the_encoder_cut_short(asr):
     assert torch.equal(short, expected[:, : short.shape[1]])
 
 
-def test_every_inference_holds_the_model_lock(asr, monkeypatch):
+def test_every_inference_holds_the_model_slot(asr, monkeypatch):
     seen: list[bool] = []
     original = asr.model.decoder.forward
 
     def spy(*args, **kwargs):
-        seen.append(MODEL_LOCK._is_owned())
+        seen.append(SCHEDULER.held_here())
         return original(*args, **kwargs)
 
     monkeypatch.setattr(asr.model.decoder, "forward", spy)

@@ -69,3 +69,22 @@ def test_service_metrics_render_every_family() -> None:
     assert samples["assistant_uptime_seconds"] == 12.5
     assert samples["assistant_resident_memory_bytes"] > 10e6
     assert samples['assistant_reloads_total{result="error"}'] == 1
+
+
+def test_model_scheduler_waits_are_exported_by_work_priority_and_holder() -> None:
+    from assistant.scheduler import ModelScheduler, Priority, Wait
+    from assistant.service.health import ServiceState
+    from assistant.service.loopmetrics import LoopMetrics
+
+    metrics = ServiceMetrics(lambda: 1.0, rss_bytes)
+    adapter = LoopMetrics(metrics, ServiceState())
+    adapter.on_model_wait(Wait("asr", Priority.COMMAND, 0.3, "tts"))
+    scheduler = ModelScheduler()
+    scheduler.add_observer(adapter.on_model_wait)
+    with scheduler.slot("tts", Priority.BACKGROUND):
+        pass
+    samples = parse_text(metrics.render())
+    assert samples['assistant_model_wait_seconds_count{work="asr",priority="command",behind="tts"}'] == 1
+    assert samples['assistant_model_wait_seconds_bucket{work="asr",priority="command",behind="tts",le="0.25"}'] == 0
+    assert samples['assistant_model_wait_seconds_bucket{work="asr",priority="command",behind="tts",le="0.5"}'] == 1
+    assert samples['assistant_model_wait_seconds_count{work="tts",priority="background",behind="none"}'] == 1

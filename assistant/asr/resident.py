@@ -33,7 +33,8 @@ from whisper.decoding import DecodingOptions, DecodingTask, LogitFilter
 from assistant.asr.prompt import build_prompt
 from assistant.asr.settings import Transcript, WhisperSettings
 from assistant.asr.weights import resolve_model
-from assistant.device import MODEL_LOCK, resolve_device, uses_half_precision
+from assistant.device import resolve_device, uses_half_precision
+from assistant.scheduler import SCHEDULER, Priority
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def first_period(text: str) -> str | None:
 
 
 class WhisperASR:
-    """openai-whisper kept in memory for the life of the process; thread-safe via MODEL_LOCK."""
+    """openai-whisper kept in memory for the life of the process; thread-safe: every model call takes the
+    model scheduler's slot, by default at command priority (`assistant.scheduler`)."""
 
     def __init__(self, settings: WhisperSettings = WhisperSettings()) -> None:
         self.settings = settings
@@ -89,7 +91,7 @@ class WhisperASR:
         self.fp16 = uses_half_precision(self.device)
         self.checkpoint: Path = resolve_model(settings.model)
         started = time.perf_counter()
-        with MODEL_LOCK:
+        with SCHEDULER.slot("asr", Priority.COMMAND):
             self.model = whisper.load_model(str(self.checkpoint), device=self.device)
         self.n_mels = self.model.dims.n_mels
         self.tokenizer = whisper.tokenizer.get_tokenizer(
@@ -122,7 +124,7 @@ class WhisperASR:
             return Transcript(text="", segments=[{"text": "", "rms_dbfs": level, "dropped": reason}], duration_ms=0.0)
         started = time.perf_counter()
         short = self.settings.short_context if short_context is None else short_context
-        with MODEL_LOCK:
+        with SCHEDULER.slot("asr", Priority.COMMAND):
             result, audio_ctx = self._decode(audio, prompt, short=short)
             text = result.text.strip()
             looped = short and self._looped(result, audio)

@@ -4,8 +4,10 @@
 thread streams each reply's chunks into the player, so a streamed Tortoise reply starts playing
 after its first chunk. `is_speaking` is true while a reply is being rendered or played, and the
 loop ignores the microphone all that time (its own voice, but also a spoken "stop": no barge-in
-yet); `stop` (a "stop" typed through the API or chat, or shutdown) drops queued replies, abandons
-the one being rendered and cuts playback.
+yet). Each reply is rendered at live priority and holds back pre-rendering until it is fully
+rendered (`assistant.scheduler`), so no background step slips in between two of its chunks.
+`stop` (a "stop" typed through the API or chat, or shutdown) drops queued replies, abandons the
+one being rendered and cuts playback.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import queue
 import threading
 
 from assistant.playback.base import Player
+from assistant.scheduler import SCHEDULER, Priority, work_priority
 from assistant.tts.speech import Speech
 
 log = logging.getLogger(__name__)
@@ -78,10 +81,11 @@ class Speaker:
             generation, text = item
             try:
                 if self._current(generation):
-                    for chunk in self.speech.stream(text, self.voice, self.engine):
-                        if not self._current(generation):
-                            break
-                        self.player.play(chunk)
+                    with SCHEDULER.pause_background(), work_priority(Priority.LIVE):
+                        for chunk in self.speech.stream(text, self.voice, self.engine):
+                            if not self._current(generation):
+                                break
+                            self.player.play(chunk)
             except Exception as exc:  # a failed reply must not silence the assistant for good
                 log.error("could not speak %r: %s", text, exc)
             finally:

@@ -3,10 +3,11 @@
 aiohttp because it has what this API needs built in and well tested: streamed (chunked)
 responses for `/v1/speak`, a request size cap (`client_max_size`) enforced while reading, and
 an HTTP parser that turns malformed requests into 400s; it is maintained by aio-libs and pulls
-no web framework stack. The models are synchronous and take `assistant.device.MODEL_LOCK`
-themselves, so handlers run them in a small thread pool: the event loop stays free to answer
-health checks and reject bad requests while a model works, and the lock keeps the API and the
-listen loop from running two inferences at once.
+no web framework stack. The models are synchronous and take the model scheduler's slot
+(`assistant.scheduler`) themselves, so handlers run them in a small thread pool: the event loop
+stays free to answer health checks and reject bad requests while a model works, and the
+scheduler keeps the API and the listen loop from running two inferences at once. API work runs
+at API priority: after a spoken command and a live reply, before pre-rendering.
 
 Every error is a JSON body `{"error": {"status", "code", "message"}}` with a 4xx/5xx status.
 """
@@ -31,6 +32,7 @@ import numpy as np
 from aiohttp import web
 
 from assistant.audio import SAMPLE_RATE, AudioFormatError, decode_wav, float_to_pcm16, resample
+from assistant.scheduler import Priority, work_priority
 from assistant.service.metrics import ServiceMetrics
 from assistant.service.openapi import openapi_document
 from assistant.tts.base import TTSUnavailable
@@ -57,7 +59,7 @@ class ApiSettings:
     max_json_bytes: int = 64 * 1024
     max_text_chars: int = 2000
     workers: int = 4
-    """Threads running model and handler calls (model work itself is serialised by MODEL_LOCK)."""
+    """Threads running model and handler calls (model work itself is serialised by the model scheduler)."""
 
     def check(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -158,6 +160,12 @@ def build_app(backend: ApiBackend, settings: ApiSettings) -> web.Application:
     return app
 
 
+def _as_api_work(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Run `fn` in a worker thread with API priority for any model work it does."""
+    with work_priority(Priority.API):
+        return fn(*args)
+
+
 def _authorized(request: web.Request, token: str) -> bool:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
@@ -170,7 +178,7 @@ class _Handlers:
         self.executor = executor
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, _as_api_work, fn, args)
 
     # -- body reading ----------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ and wires their callbacks; keeping it alive is `supervisor.py`'s job, measuring 
 Threads: the main thread supervises (`Supervisor`: signals, hot reload polling, systemd watchdog;
 `LoopRunner`: restarting a crashed listen loop); the listen loop runs in its own thread; the API has its event loop thread
 and a small worker pool; the Speaker plays replies from its own thread. Model work from any of
-them is serialised by `assistant.device.MODEL_LOCK`, which the models take themselves.
+them is ordered by the model scheduler (`assistant.scheduler`: commands, live reply, API,
+pre-rendering), whose slot the models take themselves.
 
 Every part can be injected (`Service(options, asr=..., speech=..., source=..., player=...)`) so
 tests run the real assembly with a tiny Whisper, a file source and a WAV sink.
@@ -29,6 +30,7 @@ from typing import Any
 from assistant import assemble
 from assistant.handlers import Dispatcher
 from assistant.intents import CommandSet, load_commands
+from assistant.scheduler import SCHEDULER
 from assistant.service.api import ApiBackend, ApiServer, ApiSettings, build_app
 from assistant.service.health import ServiceState
 from assistant.service.loopmetrics import LoopMetrics, TimedSpeech
@@ -115,6 +117,7 @@ class Service:
         self.runner: LoopRunner | None = None
         self.api: ApiServer | None = None
         self._mic_retry_at: float | None = None
+        self._unobserve_scheduler: Any = None
         self._next_poll = 0.0
         self.watchdog = Watchdog(self.notifier, watchdog_interval(watchdog_env), [self._loop_problem, self._api_problem])
         self.supervisor = Supervisor(self.watchdog, tick_seconds=options.tick_seconds)
@@ -143,6 +146,7 @@ class Service:
                                                     store=self._open_store())
         self.reloader = CommandsReloader(options.commands, commands, load=self._load_for_reload,
                                          apply=[self._apply_commands], on_result=self._reloaded)
+        self._unobserve_scheduler = SCHEDULER.add_observer(self.loop_metrics.on_model_wait)
         self._load_asr()
         self._load_speech(commands)
         if options.listen:
@@ -388,6 +392,8 @@ class Service:
             self.api.stop()
         if self.speech is not None and not self.speech.wait_prerendered(timeout=5):
             log.warning("pre-rendering still running at exit; its current reply is dropped")
+        if self._unobserve_scheduler is not None:
+            self._unobserve_scheduler()
         self.notifier.close()
         log.info("stopped")
 

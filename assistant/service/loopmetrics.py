@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from assistant.scheduler import Wait
 from assistant.service.health import ServiceState
 from assistant.service.metrics import ServiceMetrics
 
@@ -82,3 +83,7 @@ class LoopMetrics:
             stage = str(event.get("stage", "loop"))
             metrics.errors.inc(stage=stage)
             self.state.record_error(stage, str(event.get("message")))
+
+    def on_model_wait(self, wait: Wait) -> None:
+        """A model scheduler grant (`assistant.scheduler`): how long the work waited, behind what."""
+        self.metrics.model_wait.observe(wait.seconds, work=wait.work, priority=wait.priority.label, behind=wait.behind)

@@ -17,6 +17,9 @@ STAGES = ("vad", "asr", "match", "handler", "tts")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Waits for the model slot: mostly ~0, else up to one step of the work holding it."""
+
 LabelValues = tuple[str, ...]
 
 
@@ -172,6 +175,11 @@ class ServiceMetrics:
             "assistant_errors_total", "Errors caught and survived, by stage.", ("stage",)))
         self.api_requests: Counter = add(Counter(  # type: ignore[assignment]
             "assistant_api_requests_total", "HTTP API requests by endpoint and status code.", ("endpoint", "status")))
+        self.model_wait: Histogram = add(Histogram(  # type: ignore[assignment]
+            "assistant_model_wait_seconds",
+            "Time model work waited for the model slot, by work (asr, tts), priority (command, live, api, "
+            "background) and what held the slot when it asked (asr, tts, paused, none).",
+            ("work", "priority", "behind"), WAIT_BUCKETS))
         add(Gauge("assistant_uptime_seconds", "Seconds since the service started.", uptime))
         add(Gauge("assistant_resident_memory_bytes", "Resident set size of the process.", rss_bytes))
 

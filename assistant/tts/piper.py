@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.device import MODEL_LOCK
+from assistant.scheduler import SCHEDULER, Priority
 from assistant.audio.clip import Audio
 from assistant.tts.base import TTSUnavailable
 
@@ -85,7 +85,7 @@ class PiperEngine:
         config = self._config()
         chunks = piper_voice.synthesize(text, syn_config=config)  # type: ignore[attr-defined]
         while True:
-            with MODEL_LOCK:
+            with SCHEDULER.slot("tts", Priority.LIVE):
                 chunk = next(chunks, None)
             if chunk is None:
                 return

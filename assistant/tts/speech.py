@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from assistant.audio.clip import Audio
+from assistant.scheduler import Priority, work_priority
 from assistant.tts.base import TTSEngine, TTSUnavailable
 from assistant.tts.cache import DEFAULT_MAX_BYTES, CacheKey, ReplyCache
 from assistant.tts.selfcheck import SelfCheck, Transcriber
@@ -303,6 +304,10 @@ class Speech:
         thread.start()
 
     def _prerender(self, texts: list[str], voice: str | None, engine: str | None) -> None:
+        with work_priority(Priority.BACKGROUND):  # after commands, live replies and the API
+            self._prerender_all(texts, voice, engine)
+
+    def _prerender_all(self, texts: list[str], voice: str | None, engine: str | None) -> None:
         total = len(texts)
         log.info("pre-rendering %d static replies in the background", total)
         failed = 0

@@ -1,9 +1,10 @@
 """TortoiseEngine: Tortoise TTS behind the assistant's TTSEngine interface.
 
 Models load once (lazily, per part) from a models directory onto the chosen device; voice
-latents come from the LatentCache; every model call holds `assistant.device.MODEL_LOCK`.
-Streaming takes the lock per chunk, not for the whole reply, so other model work (a segment
-heard before the reply began, an API request) waits for one chunk, not the whole reply (the
+latents come from the LatentCache; every model call holds the model scheduler's slot
+(`assistant.scheduler`). Streaming takes the slot per chunk, not for the whole reply, so more
+urgent work (a command to recognise, a live reply overtaking pre-rendering) waits for one chunk,
+not the whole reply (the
 listener itself is muted while a reply is rendered or played: it cannot hear "stop" then);
 each reply's sampling uses a private RNG, so interleaved work changes neither the reply nor
 anyone else's randomness.
@@ -15,13 +16,14 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from assistant.device import MODEL_LOCK, resolve_device, uses_half_precision
+from assistant.device import resolve_device, uses_half_precision
+from assistant.scheduler import SCHEDULER, Priority
 from assistant.audio.clip import Audio
 from assistant.tts.tortoise.config import OUTPUT_SAMPLE_RATE, ModelSizes, TortoiseSettings
 from assistant.tts.tortoise.inference import (
@@ -98,14 +100,14 @@ class TortoiseEngine:
 
     def load(self) -> None:
         """Load the fast path's models (and measure the decoder) now instead of on the first reply."""
-        with MODEL_LOCK:
+        with self._slot():
             self.models.get("autoregressive")
             self.models.get("hifigan")
         self.decoder_context()
 
     def voice_latent(self, voice: str | None, part: str = "autoregressive", progress: Progress | None = None) -> torch.Tensor:
         found = get_voice(voice or self.default_voice)
-        with MODEL_LOCK:
+        with self._slot():
             return self.latent_cache.get(
                 found.name, part, found.digest(), self.models, found.load_clips, self.latent_settings, progress
             )
@@ -123,14 +125,19 @@ class TortoiseEngine:
         chosen = settings or self.settings
         return dataclasses.replace(chosen, **overrides) if overrides else chosen
 
+    @staticmethod
+    def _slot() -> AbstractContextManager[None]:
+        """The model scheduler's slot; live-reply priority unless the caller set another."""
+        return SCHEDULER.slot("tts", Priority.LIVE)
+
     @contextmanager
     def _guard(self, rng: PrivateRNG) -> Iterator[None]:
-        with MODEL_LOCK, rng.active(), torch.inference_mode():
+        with self._slot(), rng.active(), torch.inference_mode():
             yield
 
     def decoder_context(self) -> DecoderContext:
         """The HiFiGAN decoder's edge reach, measured once per engine (~1 s at full size on a CPU)."""
-        with MODEL_LOCK:
+        with self._slot():
             if self._decoder_context is None:
                 self._decoder_context = measure_decoder_context(self.models)
                 log.debug("HiFiGAN decoder context: %s", self._decoder_context)
