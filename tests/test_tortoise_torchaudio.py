@@ -77,7 +77,15 @@ def test_stand_in_is_registered_when_the_import_fails_and_is_findable(no_torchau
     assert ta.ensure_torchaudio() == "stand-in"  # idempotent
 
 
-def test_a_real_torchaudio_is_left_alone(no_torchaudio_loaded):
+def test_a_real_torchaudio_is_used_when_it_imports(no_torchaudio_loaded, tmp_path, monkeypatch):
+    (tmp_path / "torchaudio.py").write_text('__version__ = "2.11.0"\n')  # an installed, working torchaudio
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert ta.ensure_torchaudio() == "real"
+    assert sys.modules["torchaudio"].__file__ == str(tmp_path / "torchaudio.py")
+    assert ta.ensure_torchaudio() == "real"  # and once imported, it is recognised as real
+
+
+def test_an_already_imported_torchaudio_is_left_alone(no_torchaudio_loaded):
     real = types.ModuleType("torchaudio")
     real.__version__ = "2.11.0"
     sys.modules["torchaudio"] = real
