@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 HUB_REPO = "Manmay/tortoise-tts"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
-# sha256 of the published weight files, as the hub's Git LFS pointers record them (the
-# repository's pages, "Git LFS Details"; looked up 2026-12, not computed here: no hub access).
-# autoregressive, diffusion_decoder, clvp2 and vocoder are the tortoise-tts v2 files: Manmay's
-# commit 2ccdf9e "added models", the same digests as jbetker/tortoise-tts-v2 and its duplicates.
-# hifidecoder (v3's fast decoder) is Manmay's main after commit 5067267 "update checkpoint",
-# from that one page only: a copy fetched before that commit differs and is reported as such.
+# sha256 of the published weight files, as the hub's Git LFS pointers record them (the files'
+# pages, "Git LFS Details"; read from stored copies of those pages in 2026-12, not computed here:
+# no hub access). All five are Manmay/tortoise-tts, the repository tortoise-tts 3.0.0 downloads
+# from: autoregressive, diffusion_decoder, clvp2 and vocoder as its commit 2ccdf9e "added models"
+# left them (diffusion_decoder also on jbetker/tortoise-tts-v2's own page, clvp2 and vocoder also
+# on copies of the v2 files elsewhere: the same digests); hifidecoder (v3's fast decoder) as
+# commit 5067267 "update checkpoint" left it, on one page only (a copy fetched before that
+# commit would be reported as not the published file).
 PUBLISHED_SHA256: dict[str, str] = {
     "autoregressive.pth": "9c6651b9996df6cef6a1fc459738ae207ab60f902ec49b4d0623ca8ab6110d51",
     "diffusion_decoder.pth": "ea776fc354eabb70cfae145777153483fad72e3e0c5ea345505ded2231a90ce1",
