@@ -251,3 +251,35 @@ def test_real_time_timer_latency_is_small(shipped) -> None:
         assert 0.09 <= fired[0] - start < 0.5
     finally:
         d.close()
+
+
+def test_timer_listeners_see_owner_and_delivery(rig, shipped) -> None:
+    """A satellite's timer: listeners see start/cancel/finish with the owner; a finished timer its
+    owner was told about is not announced locally (but "repeat" still knows it)."""
+    from assistant.handlers.timers import timer_owner
+
+    d, clock, said, _ = rig
+    seen: list[tuple[str, int, str | None]] = []
+
+    def listener(kind, timer):
+        seen.append((kind, timer.id, timer.owner))
+        return kind == "finished" and timer.owner == "kitchen"
+
+    remove = d.timers.add_listener(listener)
+    token = timer_owner.set("kitchen")
+    try:
+        say(d, shipped, "set a timer for 10 seconds")
+    finally:
+        timer_owner.reset(token)
+    say(d, shipped, "set a timer for 20 seconds")  # the local microphone's: no owner
+    clock.now += 10
+    assert d.timers.run_due() == 1
+    assert said == []  # delivered to the kitchen, not announced here
+    assert say(d, shipped, "repeat that").reply == "Time's up! Your timer for 10 seconds is done."
+    assert say(d, shipped, "cancel the timer").reply == "Timer cancelled."
+    assert seen == [("started", 1, "kitchen"), ("started", 2, None), ("finished", 1, "kitchen"), ("cancelled", 2, None)]
+    remove()
+    say(d, shipped, "set a timer for 5 seconds")
+    clock.now += 5
+    d.timers.run_due()
+    assert len(seen) == 4 and said == ["Time's up! Your timer for 5 seconds is done."]

@@ -229,6 +229,8 @@ class Dispatcher:
 
     def _say(self, text: str) -> None:
         self._remember(text)
+        if timer.delivered:
+            return  # its owner (a satellite) has been told in its own room
         try:
             self._announce(text)
         except Exception:  # noqa: BLE001 - the timer thread must survive a failing announcer

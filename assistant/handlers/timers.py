@@ -10,6 +10,12 @@ With a store, a timer is committed before `start()` returns (so before "Timer se
 deleted after its announcement was handed on: a crash in between repeats the announcement at the
 next start rather than losing it. `restore()` brings back what a previous run left: pending
 timers are scheduled again, ones that came due while nothing ran are returned to be announced.
+
+Timers can be watched (`add_listener`): a Wyoming satellite that set a timer is told when it
+starts, is cancelled and finishes. A timer remembers who asked for it (`owner`, taken from
+`timer_owner` in the thread that starts it; not stored: a connection does not outlive a
+restart), and a listener that delivers the finished timer to its owner says so, so the assistant
+does not also announce it in a room it is not in.
 """
 
 from __future__ import annotations
@@ -19,12 +25,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from assistant.store import StoredTimer
 
 log = logging.getLogger(__name__)
+
+timer_owner: ContextVar[str | None] = ContextVar("timer_owner", default=None)
+"""Who is asking, for timers started in this context (e.g. "wyoming:3", a satellite's
+connection); None: the assistant's own microphone. Set it around `Dispatcher.handle`."""
 
 
 @dataclass(order=True)
@@ -40,6 +51,15 @@ class Timer:
     intent: str = field(compare=False, default="")
     due_wall: float = field(compare=False, default=0.0)
     """Unix time it fires at (for the store and /v1/timers)."""
+    owner: str | None = field(compare=False, default=None)
+    """`timer_owner` when the timer was started."""
+    delivered: bool = field(compare=False, default=False)
+    """Set when it finished and a listener handed the announcement to its owner."""
+
+
+TimerListener = Callable[[str, Timer], bool | None]
+"""Called with ("started" | "cancelled" | "finished", timer) on the thread that caused it;
+returning True for "finished" means the owner has been told (the local announcement is skipped)."""
 
 
 class TimerStore(Protocol):
@@ -74,6 +94,30 @@ class TimerService:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._restored = False
+        self._listeners: list[TimerListener] = []
+
+    def add_listener(self, listener: TimerListener) -> Callable[[], None]:
+        """Watch every timer's start, cancellation and end; returns the function that stops it."""
+        with self._cond:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._cond:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
+
+    def _notify(self, kind: str, timer: Timer) -> bool:
+        with self._cond:
+            listeners = list(self._listeners)
+        delivered = False
+        for listener in listeners:
+            try:
+                delivered = bool(listener(kind, timer)) or delivered
+            except Exception:  # noqa: BLE001 - a broken watcher must not break timers
+                log.exception("timer listener failed on %s of timer %d", kind, timer.id)
+        return delivered
 
     def start(self, seconds: float, announce: str = "", *, label: str = "", intent: str = "") -> Timer:
         """Schedule a timer; with a store it is on disk when this returns (raises StoreError if not)."""
@@ -86,8 +130,10 @@ class TimerService:
             else:
                 timer_id = self._next_id
                 self._next_id += 1
-            timer = Timer(self._clock() + seconds, timer_id, seconds, announce, label, intent, due_wall)
+            timer = Timer(self._clock() + seconds, timer_id, seconds, announce, label, intent, due_wall,
+                          owner=timer_owner.get())
             self._push(timer)
+        self._notify("started", timer)
         return timer
 
     def restore(self) -> list[tuple[Timer, float]]:
@@ -142,10 +188,12 @@ class TimerService:
         with self._cond:
             if self._store is not None:
                 self._store.clear_timers()
-            count = len(self._heap)
+            cancelled = sorted(self._heap)
             self._heap.clear()
             self._cond.notify_all()
-        return count
+        for timer in cancelled:
+            self._notify("cancelled", timer)
+        return len(cancelled)
 
     def run_due(self) -> int:
         """Fire every timer whose time has come; returns how many fired."""
@@ -155,6 +203,7 @@ class TimerService:
             while self._heap and self._heap[0].due <= now:
                 fired.append(heapq.heappop(self._heap))
         for timer in fired:
+            timer.delivered = self._notify("finished", timer)
             try:
                 self._on_fire(timer)
             except Exception:  # noqa: BLE001 - one bad announcement must not stop later timers
