@@ -21,7 +21,7 @@ from assistant.audio.format import (
     pcm16_to_float,
 )
 from assistant.audio.resample import StreamResampler, resample
-from assistant.audio.wav import decode_wav, read_wav, write_wav
+from assistant.audio.wav import decode_pcm, decode_wav, read_wav, write_wav
 
 
 @runtime_checkable
@@ -71,6 +71,7 @@ __all__ = [
     "StdinSource",
     "StreamResampler",
     "WavFileSource",
+    "decode_pcm",
     "decode_wav",
     "float_to_pcm16",
     "list_input_devices",

@@ -68,6 +68,18 @@ def decode_wav(blob: bytes, name: str = "WAV data") -> tuple[np.ndarray, int]:
     raise AudioFormatError(f"{name}: corrupt WAV: no data chunk")
 
 
+def decode_pcm(data: bytes, width: int, channels: int, name: str = "PCM audio") -> np.ndarray:
+    """Raw interleaved little-endian integer PCM (8-bit unsigned, 16/24/32-bit signed) ->
+    float32 mono in -1..1, channels averaged; what network peers send (Wyoming audio chunks).
+    A trailing partial frame is dropped; an impossible layout raises AudioFormatError."""
+    if width not in (1, 2, 3, 4):
+        raise AudioFormatError(f"{name}: unsupported sample width {width!r} bytes (1-4)")
+    if not isinstance(channels, int) or not 1 <= channels <= 32:
+        raise AudioFormatError(f"{name}: unsupported channel count {channels!r} (1-32)")
+    samples, _ = _decode(name, data, (_PCM, channels, 1, channels * width, width * 8))
+    return samples
+
+
 def _parse_fmt(name: str, body: bytes) -> tuple[int, int, int, int, int]:
     if len(body) < 16:
         raise AudioFormatError(f"{name}: corrupt WAV: fmt chunk is {len(body)} bytes, needs 16")
