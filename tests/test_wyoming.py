@@ -32,6 +32,7 @@ from wyoming.ping import Ping, Pong
 from wyoming.timer import TimerCancelled, TimerFinished, TimerStarted
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
+from assistant.assemble import build_recognizer
 from assistant.audio import SAMPLE_RATE, float_to_pcm16, read_wav, resample
 from assistant.handlers import Dispatcher
 from assistant.intents import load_commands
@@ -46,7 +47,7 @@ from assistant.service.wyoming import (
     WyomingServer,
     WyomingSettings,
     split_sentences,
-    whisper_transcriber,
+    recognition_transcriber,
 )
 from assistant.tts.cache import ReplyCache
 from assistant.tts.speech import Speech, SpeechSettings
@@ -123,9 +124,9 @@ class Rig:
         self.server = WyomingServer(backend, settings)
         self.server.start()
 
-    def _transcribe(self, audio: np.ndarray, commands: Any) -> str:
+    def _transcribe(self, audio: np.ndarray, guided: bool) -> str:
         assert self.asr is not None, "this test did not load Whisper"
-        return whisper_transcriber(self.asr)(audio, commands)
+        return recognition_transcriber(self.asr, build_recognizer(self.asr, self.commands))(audio, guided)
 
     def handled(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []

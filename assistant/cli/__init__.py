@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "assistant.cli.intents",
     "assistant.cli.listen",
     "assistant.cli.models",
+    "assistant.cli.satellite",
     "assistant.cli.service",
     "assistant.cli.speak",
 )

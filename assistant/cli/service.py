@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--commands", default=None, help="commands file (default ./commands.yaml, else the project's)")
     _api_args(serve)
     serve.add_argument("--no-api", action="store_true", help="no HTTP API")
+    _wyoming_args(serve)
     source = serve.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="FILE", help="listen to a WAV file (or - for raw 16 kHz s16le on stdin) instead of the microphone")
     source.add_argument("--no-mic", action="store_true", help="no listen loop: serve the API only")
@@ -63,6 +64,35 @@ def _api_args(parser: argparse.ArgumentParser) -> None:
                         help=f"file holding the API bearer token (or set {TOKEN_ENV}); required off loopback")
 
 
+def _wyoming_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Wyoming (Home Assistant, satellites)")
+    group.add_argument("--wyoming", metavar="URI", default=None,
+                       help="serve the Wyoming protocol on tcp://HOST:PORT or unix:///PATH (off unless given; "
+                            "e.g. tcp://127.0.0.1:10300)")
+    group.add_argument("--wyoming-allow-remote", metavar="PEER", nargs="*", default=None,
+                       help="allow a non-loopback --wyoming address (Wyoming has NO authentication: anyone who can "
+                            "reach it runs your handlers); optionally only these peer addresses/networks")
+    group.add_argument("--wyoming-guided", action="store_true",
+                       help="transcribe guided by the commands unless a request asks otherwise")
+    group.add_argument("--zeroconf", nargs="?", const="", default=None, metavar="NAME",
+                       help="announce the Wyoming server over mDNS (_wyoming._tcp) for Home Assistant discovery")
+
+
+def _wyoming_settings(args: argparse.Namespace):
+    """The WyomingSettings the arguments ask for (None: no Wyoming server)."""
+    from assistant.service.wyoming import WyomingConfigError, WyomingSettings
+
+    if args.wyoming is None:
+        if args.wyoming_allow_remote is not None or args.zeroconf is not None or args.wyoming_guided:
+            raise WyomingConfigError("--wyoming-allow-remote, --wyoming-guided and --zeroconf need --wyoming URI")
+        return None
+    return WyomingSettings(
+        uri=args.wyoming, allow_remote=args.wyoming_allow_remote is not None,
+        allowed_peers=tuple(args.wyoming_allow_remote or ()), guided=args.wyoming_guided,
+        zeroconf=args.zeroconf is not None, zeroconf_name=args.zeroconf or None,
+    )
+
+
 def _read_token(path: str | None) -> str | None:
     if path:
         token = Path(path).expanduser().read_text().strip()
@@ -77,9 +107,13 @@ def _serve(args: argparse.Namespace) -> int:
     from assistant.intents import CommandsError
     from assistant.service.api import ApiConfigError, ApiSettings
     from assistant.service.app import ServeOptions, serve
+    from assistant.service.wyoming import WyomingConfigError
 
     try:
         token = _read_token(args.token_file)
+        wyoming = _wyoming_settings(args)
+        if wyoming is not None:
+            wyoming.check()
     except (OSError, ValueError) as exc:
         print(f"assistant serve: {exc}", file=sys.stderr)
         return 2
@@ -91,11 +125,11 @@ def _serve(args: argparse.Namespace) -> int:
         api=None if args.no_api else ApiSettings(host=args.host, port=args.port, token=token),
         listen=not args.no_mic, transcribe=not args.no_transcribe, input=args.input, mic_device=args.mic, whisper_model=args.model,
         device=args.device, engine=args.engine, voice=args.voice, speak=not args.no_speak,
-        output_device=args.output_device, reload_interval=args.reload_interval,
+        output_device=args.output_device, reload_interval=args.reload_interval, wyoming=wyoming,
     )
     try:
         return serve(options)
-    except (CommandsError, ApiConfigError, AudioFormatError) as exc:
+    except (CommandsError, ApiConfigError, AudioFormatError, WyomingConfigError) as exc:
         print(f"assistant serve: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

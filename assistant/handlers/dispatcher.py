@@ -225,12 +225,14 @@ class Dispatcher:
             self._last_reply = text
 
     def _timer_fired(self, timer: Timer) -> None:
-        self._say(timer.announce or "Your timer is done.")
+        text = timer.announce or "Your timer is done."
+        if timer.delivered:
+            self._remember(text)  # its owner (a satellite) has been told in its own room
+            return
+        self._say(text)
 
     def _say(self, text: str) -> None:
         self._remember(text)
-        if timer.delivered:
-            return  # its owner (a satellite) has been told in its own room
         try:
             self._announce(text)
         except Exception:  # noqa: BLE001 - the timer thread must survive a failing announcer

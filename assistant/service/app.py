@@ -1,14 +1,16 @@
-"""`assistant serve`: one process with the listen loop and the HTTP API over the same warm models.
+"""`assistant serve`: one process with the listen loop, the HTTP API and the Wyoming server over the
+same warm models.
 
 This module assembles the service (its parts come from `assistant.assemble`, as for `listen`)
 and wires their callbacks; keeping it alive is `supervisor.py`'s job, measuring it
 `loopmetrics.py`'s.
 
 Threads: the main thread supervises (`Supervisor`: signals, hot reload polling, systemd watchdog;
-`LoopRunner`: restarting a crashed listen loop); the listen loop runs in its own thread; the API has its event loop thread
-and a small worker pool; the Speaker plays replies from its own thread. Model work from any of
-them is ordered by the model scheduler (`assistant.scheduler`: commands, live reply, API,
-pre-rendering), whose slot the models take themselves.
+`LoopRunner`: restarting a crashed listen loop); the listen loop runs in its own thread; the API and
+the Wyoming server each have their event loop thread and a small worker pool; the Speaker plays
+replies from its own thread. Model work from any of them is ordered by the model scheduler
+(`assistant.scheduler`: commands, live reply, API, pre-rendering), whose slot the models take
+themselves.
 
 Every part can be injected (`Service(options, asr=..., speech=..., source=..., player=...)`) so
 tests run the real assembly with a tiny Whisper, a file source and a WAV sink.
@@ -38,6 +40,7 @@ from assistant.service.metrics import ServiceMetrics, rss_bytes
 from assistant.service.notify import Notifier, Watchdog, watchdog_interval
 from assistant.service.reload import CommandsReloader, ReloadResult, new_static_replies
 from assistant.service.supervisor import HeartbeatSource, LoopRunner, Supervisor
+from assistant.service.wyoming import WyomingBackend, WyomingServer, WyomingSettings, recognition_transcriber, voices_from_view
 from assistant.store import Store, StoreError, shared_store
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ class ServeOptions:
     """The commands file (hot-reloaded when it changes)."""
     api: ApiSettings | None = field(default_factory=ApiSettings)
     """None: no HTTP API."""
+    wyoming: WyomingSettings | None = None
+    """The Wyoming server (Home Assistant, satellites); None (the default): none."""
     listen: bool = True
     """False (--no-mic): API only, no listen loop."""
     input: str | None = None
@@ -58,7 +63,8 @@ class ServeOptions:
     mic_device: str | None = None
     """Microphone: index or part of its name; None: the system's default input."""
     transcribe: bool = True
-    """False (--no-transcribe, with --no-mic): no Whisper is loaded; /v1/transcribe answers 503."""
+    """False (--no-transcribe, with --no-mic): no Whisper is loaded; /v1/transcribe answers 503
+    and Wyoming transcription answers with an error event."""
     whisper_model: str = "tiny.en"
     """Whisper model name or checkpoint path."""
     device: str = "auto"
@@ -116,10 +122,11 @@ class Service:
         self.reloader: CommandsReloader | None = None
         self.runner: LoopRunner | None = None
         self.api: ApiServer | None = None
+        self.wyoming: WyomingServer | None = None
         self._mic_retry_at: float | None = None
         self._unobserve_scheduler: Any = None
         self._next_poll = 0.0
-        self.watchdog = Watchdog(self.notifier, watchdog_interval(watchdog_env), [self._loop_problem, self._api_problem])
+        self.watchdog = Watchdog(self.notifier, watchdog_interval(watchdog_env), [self._loop_problem, self._api_problem, self._wyoming_problem])
         self.supervisor = Supervisor(self.watchdog, tick_seconds=options.tick_seconds)
 
     @property
@@ -142,6 +149,8 @@ class Service:
         self.state.commands_count = len(commands.intents)
         if options.api is not None:
             options.api.check()  # refuse a public address without a token before loading models
+        if options.wyoming is not None:
+            options.wyoming.check()  # likewise a public Wyoming address not explicitly allowed
         self.dispatcher = assemble.build_dispatcher(commands, announce=self._announce, cancel=self._cancel,
                                                     store=self._open_store())
         self.reloader = CommandsReloader(options.commands, commands, load=self._load_for_reload,
@@ -153,6 +162,8 @@ class Service:
             self._start_loop(commands)
         if options.api is not None:
             self._start_api(options.api)
+        if options.wyoming is not None:
+            self._start_wyoming(options.wyoming)
         self.dispatcher.restore_timers()  # after the speaker exists: overdue timers are said
         self.state.phase = "ready"
         self.notifier.ready(self._summary())
@@ -172,7 +183,8 @@ class Service:
         self.notifier.status(text)
 
     def _load_asr(self) -> None:
-        if self.asr is None and (self.options.listen or (self.options.api is not None and self.options.transcribe)):
+        serving = self.options.api is not None or self.options.wyoming is not None
+        if self.asr is None and (self.options.listen or (serving and self.options.transcribe)):
             self._status(f"loading Whisper {self.options.whisper_model}")
             started = time.perf_counter()
             self.asr = assemble.load_whisper(self.options.models())
@@ -273,6 +285,23 @@ class Service:
         self.api = ApiServer(build_app(backend, settings), settings)
         self.api.start()
 
+    def _start_wyoming(self, settings: WyomingSettings) -> None:
+        transcribe = None
+        if self.asr is not None:
+            if self.recognizer is None and self.reloader is not None:
+                self.recognizer = assemble.build_recognizer(self.asr, self.reloader.current)
+            transcribe = recognition_transcriber(self.asr, self.recognizer)
+        tts_loaded = self.state.models.get("tts", {}).get("loaded")
+        assert self.dispatcher is not None
+        backend = WyomingBackend(
+            commands=self._current_commands, dispatcher=lambda: self.dispatcher,
+            transcribe=transcribe, speech=self.speech if tts_loaded else None, timers=self.dispatcher.timers,
+            asr_model=self.options.whisper_model, voices=lambda: voices_from_view(self.voices()),
+            observe=self.metrics.observe_stage, on_error=self.state.record_error,
+        )
+        self.wyoming = WyomingServer(backend, settings)
+        self.wyoming.start()
+
     def _current_commands(self) -> CommandSet:
         assert self.reloader is not None
         return self.reloader.current
@@ -283,6 +312,8 @@ class Service:
             parts.append(f"listening ({self.state.source_kind})")
         if self.api is not None:
             parts.append(f"API {self.api.url}")
+        if self.wyoming is not None:
+            parts.append(f"Wyoming {self.wyoming.settings.uri}")
         return "; ".join(parts)
 
     # -- what the parts call back ------------------------------------------------------------
@@ -344,6 +375,11 @@ class Service:
             return None
         return "the HTTP API event loop is not responding"
 
+    def _wyoming_problem(self) -> str | None:
+        if self.wyoming is None or self.wyoming.responsive(timeout=5.0):
+            return None
+        return "the Wyoming server's event loop is not responding"
+
     def install_signal_handlers(self) -> None:
         self.supervisor.install_signal_handlers()
 
@@ -386,6 +422,8 @@ class Service:
             self.speaker.stop()
         if self.runner is not None:
             self.runner.stop()
+        if self.wyoming is not None:
+            self.wyoming.stop()
         if self.dispatcher is not None:
             self.dispatcher.close()
         if self.api is not None:

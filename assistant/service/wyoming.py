@@ -200,9 +200,9 @@ def is_loopback(host: str) -> bool:
 
 
 class Transcriber(Protocol):
-    def __call__(self, audio: np.ndarray, commands: Any | None) -> str:
-        """Text of float32 16 kHz mono speech; `commands` given: recognition guided by them
-        (their vocabulary and sentences), None: free transcription. "" when nothing was said."""
+    def __call__(self, audio: np.ndarray, guided: bool) -> str:
+        """Text of float32 16 kHz mono speech: guided by the active commands (the listen loop's
+        recognition policy), or free transcription. "" when nothing was said."""
 
 
 class SpeechEngine(Protocol):
@@ -261,27 +261,16 @@ def voices_from_view(view: dict[str, Any]) -> list[VoiceChoice]:
     return choices
 
 
-def whisper_transcriber(asr: Any) -> Transcriber:
-    """Our resident Whisper as a Transcriber. Free: the full 30 s window without a prompt (what
-    a transcript that stands on its own needs). Guided: the listen loop's recognition: a short-
-    context pass with the commands' vocabulary as prompt, kept when it is exactly a command,
-    else the full window (see assistant/loop.py for the measurements behind it)."""
-    last: list[tuple[Any, str | None]] = []  # (commands, prompt) of the last guided call
+def recognition_transcriber(asr: Any, recognizer: Any | None) -> Transcriber:
+    """The service's recognition as a Transcriber. Guided: `Recognizer.recognize` (the policy the
+    listen loop uses: a short-context pass with the commands' vocabulary as prompt, kept when it
+    is exactly a command, else the full window). Free: Whisper over the full 30 s window without
+    a prompt (a transcript that stands on its own), also when no recognizer is given."""
 
-    def prompt_for(commands: Any) -> str | None:
-        if last and last[0][0] is commands:
-            return last[0][1]
-        prompt = asr.vocabulary_prompt(commands.vocabulary())
-        last[:] = [(commands, prompt)]
-        return prompt
-
-    def transcribe(audio: np.ndarray, commands: Any | None) -> str:
-        if commands is not None:
-            text = asr.transcribe(audio, prompt=prompt_for(commands), short_context=True).text.strip()
-            match = commands.match(text) if text else None
-            if match is not None and match.exact:
-                return text
-        return asr.transcribe(audio, short_context=False).text.strip()
+    def transcribe(audio: np.ndarray, guided: bool) -> str:
+        if guided and recognizer is not None:
+            return str(recognizer.recognize(audio).text)
+        return str(asr.transcribe(audio, short_context=False).text).strip()
 
     return transcribe
 
@@ -593,9 +582,8 @@ class WyomingHandler(AsyncEventHandler):
         audio = collected.audio() if collected is not None else np.zeros(0, dtype=np.float32)
         text = ""
         if len(audio) >= SAMPLE_RATE // 10:  # under 0.1 s is nothing anyone said
-            commands = self.backend.commands() if guided else None
             started = time.perf_counter()
-            text = await self._call(transcribe, audio, commands)
+            text = await self._call(transcribe, audio, guided)
             self.backend.observe("asr", time.perf_counter() - started)
         await self._send(Transcript(text=text, language="en").event())
         if options.get("handle"):
@@ -734,8 +722,8 @@ class WyomingHandler(AsyncEventHandler):
                 await self._send(TimerCancelled(id=str(timer.id)).event())
             elif kind == "finished":
                 await self._send(TimerFinished(id=str(timer.id)).event())
-                if timer.label and self.backend.speech is not None:
-                    await self._say(timer.label, None, None)
+                if timer.announce and self.backend.speech is not None:
+                    await self._say(timer.announce, None, None)
         except (ConnectionError, OSError) as exc:
             log.info("Wyoming %s: timer %s not delivered (%s)", self.id, kind, exc)
         except Exception:  # noqa: BLE001
