@@ -7,8 +7,10 @@ our intents and handlers, and our voices (with the reply cache) usable from Home
 and lets small satellite machines (`assistant satellite`) send speech to one central assistant.
 
 One `AsyncEventHandler` per connection, all on one event loop in a thread of its own; model and
-handler calls run in a small thread pool (the models take `assistant.device.MODEL_LOCK`
-themselves, as for the listen loop and the HTTP API). Nothing is cached across requests: the
+handler calls run in a small thread pool. Someone is speaking to a Wyoming peer (a Home
+Assistant voice satellite, our own satellite), so for the model scheduler its transcriptions and
+handlers are command work and its speech is a live reply, as in the listen loop, and background
+pre-rendering pauses meanwhile (the HTTP API's scripts rank below them). Nothing is cached across requests: the
 active commands and dispatcher are asked for per request, so a hot reload applies at once.
 
 What each request gets:
@@ -83,6 +85,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from assistant import __version__
 from assistant.audio import SAMPLE_RATE, AudioFormatError, StreamResampler, decode_pcm, float_to_pcm16
 from assistant.handlers.timers import Timer, timer_owner
+from assistant.scheduler import SCHEDULER, Priority, work_priority
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +135,7 @@ class WyomingSettings:
     max_connections: int = 16
     """Connections served at once; more are told so and closed."""
     workers: int = 4
-    """Threads running model and handler calls (model work itself is serialised by MODEL_LOCK)."""
+    """Threads running model and handler calls (model work itself is ordered by the scheduler)."""
     chunk_samples: int = 1024
     """Samples per audio-chunk sent (the reference servers' default)."""
 
@@ -512,8 +515,9 @@ class WyomingHandler(AsyncEventHandler):
         except (ConnectionError, OSError, asyncio.TimeoutError):
             pass
 
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.server.executor, fn, *args)
+    async def _call(self, priority: Priority, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` in a worker thread, its model work at `priority`."""
+        return await asyncio.get_running_loop().run_in_executor(self.server.executor, _at_priority, priority, fn, args)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -536,7 +540,8 @@ class WyomingHandler(AsyncEventHandler):
                 self._audio = AudioCollector(self.settings.max_audio_seconds)
             self._audio.add(_parse(AudioChunk, event))
         elif AudioStop.is_type(kind):
-            await self._transcribe()
+            with SCHEDULER.pause_background():  # a person is waiting for this command
+                await self._transcribe()
         elif Transcript.is_type(kind):
             transcript = _parse(Transcript, event)
             await self._handle_text(_text_field(transcript.text, "transcript", self.settings.max_text_chars),
@@ -583,7 +588,7 @@ class WyomingHandler(AsyncEventHandler):
         text = ""
         if len(audio) >= SAMPLE_RATE // 10:  # under 0.1 s is nothing anyone said
             started = time.perf_counter()
-            text = await self._call(transcribe, audio, guided)
+            text = await self._call(Priority.COMMAND, transcribe, audio, guided)
             self.backend.observe("asr", time.perf_counter() - started)
         await self._send(Transcript(text=text, language="en").event())
         if options.get("handle"):
@@ -594,7 +599,7 @@ class WyomingHandler(AsyncEventHandler):
     async def _match(self, text: str) -> Any:
         commands = self.backend.commands()
         started = time.perf_counter()
-        match = await self._call(commands.match, text)
+        match = await self._call(Priority.COMMAND, commands.match, text)
         self.backend.observe("match", time.perf_counter() - started)
         return match
 
@@ -608,7 +613,7 @@ class WyomingHandler(AsyncEventHandler):
             await self._send(NotHandled(text=reply, context={"audio": False}).event())
             return
         started = time.perf_counter()
-        outcome = await self._call(self._run_handler, dispatcher, match)
+        outcome = await self._call(Priority.COMMAND, self._run_handler, dispatcher, match)
         self.backend.observe("handler", time.perf_counter() - started)
         audio = bool(speak and outcome.reply and self.backend.speech is not None)
         result = Handled if outcome.ok else NotHandled
@@ -650,10 +655,11 @@ class WyomingHandler(AsyncEventHandler):
         """One whole audio-start ... audio-stop stream (never interleaved with another on this
         connection, e.g. a timer's announcement arriving during a reply)."""
         async with self._streaming:
-            rate = await self._speak(text, engine, voice, None)
-            if rate is None:  # nothing to say: still a well-formed (empty) stream
-                await self._send(AudioStart(rate=SAMPLE_RATE, width=2, channels=1).event())
-            await self._send(AudioStop().event())
+            with SCHEDULER.pause_background():
+                rate = await self._speak(text, engine, voice, None)
+                if rate is None:  # nothing to say: still a well-formed (empty) stream
+                    await self._send(AudioStart(rate=SAMPLE_RATE, width=2, channels=1).event())
+                await self._send(AudioStop().event())
 
     async def _speak(self, text: str, engine: str | None, voice: str | None, rate: int | None) -> int | None:
         """Stream `text`'s audio as the engine renders it; sends audio-start first unless `rate`
@@ -668,7 +674,7 @@ class WyomingHandler(AsyncEventHandler):
         try:
             first = True
             while True:
-                chunk = await self._call(next, chunks, None)
+                chunk = await self._call(Priority.LIVE, next, chunks, None)
                 if chunk is None:
                     break
                 if first:
@@ -681,7 +687,7 @@ class WyomingHandler(AsyncEventHandler):
         except ValueError as exc:  # empty after clean-up, unknown voice
             raise RequestError(str(exc), "bad_request") from exc
         finally:
-            await self._call(chunks.close)  # a peer gone mid-reply: stop rendering
+            await self._call(Priority.LIVE, chunks.close)  # a peer gone mid-reply: stop rendering
         return rate
 
     async def _synthesis_chunk(self, text: Any) -> None:
@@ -696,14 +702,16 @@ class WyomingHandler(AsyncEventHandler):
                                "too_large", close=True)
         sentences, stream.pending = split_sentences(stream.pending + text)
         for sentence in sentences:
-            stream.rate = await self._speak(sentence, stream.engine, stream.voice, stream.rate)
+            with SCHEDULER.pause_background():
+                stream.rate = await self._speak(sentence, stream.engine, stream.voice, stream.rate)
 
     async def _synthesis_stop(self) -> None:
         stream, self._synthesis = self._synthesis, None
         if stream is None:
             raise RequestError("synthesize-stop without synthesize-start", "bad_request")
         if stream.pending.strip():
-            stream.rate = await self._speak(stream.pending, stream.engine, stream.voice, stream.rate)
+            with SCHEDULER.pause_background():
+                stream.rate = await self._speak(stream.pending, stream.engine, stream.voice, stream.rate)
         if stream.rate is not None:
             await self._send(AudioStop().event())
         await self._send(SynthesizeStopped().event())
@@ -728,6 +736,11 @@ class WyomingHandler(AsyncEventHandler):
             log.info("Wyoming %s: timer %s not delivered (%s)", self.id, kind, exc)
         except Exception:  # noqa: BLE001
             log.exception("Wyoming %s: timer %s failed", self.id, kind)
+
+
+def _at_priority(priority: Priority, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    with work_priority(priority):
+        return fn(*args)
 
 
 def _jsonable(value: Any) -> Any:
