@@ -58,6 +58,9 @@ class SpeechOptions:
     """Speaker: a device index or part of its name; None: the system's default output."""
     speak_to: Path | None = None
     """Write replies to this WAV file instead of a sound device."""
+    self_check: bool = True
+    """Transcribe pre-rendered replies with the resident Whisper (at background priority) and
+    render a misheard one again (`assistant.tts.selfcheck`)."""
 
 
 def load_whisper(options: ModelOptions) -> WhisperASR:
@@ -74,11 +77,35 @@ def build_recognizer(asr: Transcriber, commands: CommandMatcher, settings: Recog
     return Recognizer(asr, commands, settings or RecognizerSettings())
 
 
-def build_speech(options: SpeechOptions) -> Speech:
-    """The one Speech (engines, fallback chain, reply cache) every speaking part shares."""
+def build_speech(options: SpeechOptions, asr: WhisperASR | None = None) -> Speech:
+    """The one Speech (engines, fallback chain, reply cache) every speaking part shares; with
+    `asr` its pre-rendered replies are self-checked (Whisper loaded later: `enable_selfcheck`)."""
     from assistant.tts import Speech, SpeechSettings
 
-    return Speech(SpeechSettings(engine=options.engine, voice=options.voice, device=options.device))
+    speech = Speech(SpeechSettings(engine=options.engine, voice=options.voice, device=options.device,
+                                   check_prerendered=options.self_check))
+    if asr is not None:
+        enable_selfcheck(speech, asr)
+    return speech
+
+
+def enable_selfcheck(speech: Speech, asr: Any) -> bool:
+    """Self-check `speech`'s pre-rendered replies with the resident Whisper, as background work
+    (after commands, live replies and API requests). False when its settings turn checks off or
+    it already has a transcriber."""
+    if speech.selfcheck is not None or not speech.settings.check_prerendered:
+        return False
+    from assistant.scheduler import Priority, work_priority
+    from assistant.tts.selfcheck import whisper_transcriber
+
+    transcribe = whisper_transcriber(asr)
+
+    def background(samples: Any) -> str:
+        with work_priority(Priority.BACKGROUND):
+            return transcribe(samples)
+
+    speech.set_transcriber(background)
+    return True
 
 
 def open_player(options: SpeechOptions) -> Player:

@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listen.add_argument("--output-device", help="speaker: index or part of its name (default: the system's)")
     listen.add_argument("--engine", default="auto", help="TTS engine: auto, tortoise, piper, espeak (default auto)")
     listen.add_argument("--voice", default=None, help="TTS voice (Tortoise voice name, Piper model, espeak voice)")
+    listen.add_argument("--no-self-check", action="store_true",
+                        help="do not transcribe pre-rendered replies to catch misspoken ones (saves CPU at start)")
     listen.set_defaults(func=run_listen)
 
     devices = subparsers.add_parser("devices", help="list audio input devices (microphones)")
@@ -104,13 +106,16 @@ def run_listen(args: argparse.Namespace) -> int:
     from assistant.loop import LoopSettings
     from assistant.vad import SegmenterSettings
 
-    speaker = None if args.no_speak else _open_speaker(args, commands)
+    speaker = None if args.no_speak else _open_speaker(args)
     try:
         asr = assemble.load_whisper(assemble.ModelOptions(whisper_model=args.model, device=args.compute_device))
     except (WhisperWeightsError, ValueError) as exc:
         print(f"assistant listen: {exc}", file=sys.stderr)
         source.close()
         return 2
+    if speaker is not None:  # pre-rendered with Whisper at hand, so the takes are self-checked
+        assemble.enable_selfcheck(speaker.speech, asr)
+        speaker.speech.prerender(commands.static_replies())
 
     def announce(text: str) -> None:
         """Said unprompted (a timer ringing): an event like any reply, and spoken."""
@@ -188,7 +193,7 @@ class RealTimeSource:
         self.inner.close()
 
 
-def _open_speaker(args: argparse.Namespace, commands: Any) -> Any:
+def _open_speaker(args: argparse.Namespace) -> Any:
     """Speech + a player, built as `serve` builds them, or None (replies printed only) when
     there is nowhere to play them."""
     from assistant import assemble
@@ -196,15 +201,14 @@ def _open_speaker(args: argparse.Namespace, commands: Any) -> Any:
 
     options = assemble.SpeechOptions(engine=args.engine, voice=args.voice, device=args.compute_device,
                                      output_device=args.output_device,
-                                     speak_to=Path(args.speak_to) if args.speak_to else None)
+                                     speak_to=Path(args.speak_to) if args.speak_to else None,
+                                     self_check=not args.no_self_check)
     try:
         player = assemble.open_player(options)
     except PlaybackUnavailable as exc:
         log.warning("%s: replies are printed only", exc)
         return None
-    speech = assemble.build_speech(options)
-    speech.prerender(commands.static_replies())
-    return assemble.build_speaker(speech, player)
+    return assemble.build_speaker(assemble.build_speech(options), player)
 
 
 def _device(value: str | None) -> int | str | None:

@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--engine", default="auto", help="TTS engine: auto, tortoise, piper, espeak")
     serve.add_argument("--voice", default=None, help="TTS voice (Tortoise voice name, Piper model, espeak voice)")
     serve.add_argument("--no-speak", action="store_true", help="log replies instead of playing them")
+    serve.add_argument("--no-self-check", action="store_true",
+                       help="do not transcribe pre-rendered replies to catch misspoken ones (saves CPU at start)")
     serve.add_argument("--output-device", metavar="DEVICE", help="output device index or name substring")
     serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between checks of the commands file")
     serve.set_defaults(func=_serve)
@@ -126,6 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
         listen=not args.no_mic, transcribe=not args.no_transcribe, input=args.input, mic_device=args.mic, whisper_model=args.model,
         device=args.device, engine=args.engine, voice=args.voice, speak=not args.no_speak,
         output_device=args.output_device, reload_interval=args.reload_interval, wyoming=wyoming,
+        self_check=not args.no_self_check,
     )
     try:
         return serve(options)

@@ -87,6 +87,8 @@ class ServeOptions:
     """Pause before a crashed listen loop is started again."""
     mic_retry_seconds: float = 5.0
     """How often to try again when the microphone could not be opened at start."""
+    self_check: bool = True
+    """Self-check pre-rendered replies with the resident Whisper (False: --no-self-check)."""
     warm_text: str = "Okay."
     """Said once at start (not played) so the voice is warm for the first reply."""
 
@@ -95,7 +97,7 @@ class ServeOptions:
 
     def speech(self) -> assemble.SpeechOptions:
         return assemble.SpeechOptions(engine=self.engine, voice=self.voice, device=self.device,
-                                      output_device=self.output_device)
+                                      output_device=self.output_device, self_check=self.self_check)
 
 
 class Service:
@@ -210,6 +212,9 @@ class Service:
             self.state.record_error("tts", str(exc))
             self.state.models["tts"] = {"loaded": False, "error": str(exc)}
             return
+        if self.asr is not None and self.options.self_check:
+            assemble.enable_selfcheck(self.speech, self.asr)
+        self.state.speech = self.speech
         self.speech.prerender(commands.static_replies())
         if self.options.speak and self.options.listen:
             if self.player is None:

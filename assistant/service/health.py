@@ -48,6 +48,8 @@ class ServiceState:
         """The durable store (`assistant.store.Store`), None when it could not be opened."""
         self.store_error: str | None = None
         """Why the store could not be opened (timers then last only as long as the process)."""
+        self.speech: Any = None
+        """The service's Speech (its `replies_report()`: pre-rendered, self-checked, failed)."""
         self._last_error: ErrorRecord | None = None
         self.errors = 0
 
@@ -96,6 +98,8 @@ class ServiceState:
             "listen_loop": {"running": self.loop_running, "restarts": self.loop_restarts},
             "commands": {"path": self.commands_path, "intents": self.commands_count, "last_error": self.reload_error},
             "state": self.store.health() if self.store is not None else {"path": None, "error": self.store_error},
+            "replies": (self.speech.replies_report() if self.speech is not None
+                        else {"prerendered": 0, "checked": 0, "failed": []}),
             "last_error": last.to_json() if last else None,
             "errors": self.errors,
         }

@@ -2,7 +2,8 @@
 
 Tortoise takes seconds per sentence; most replies ("Okay.", "The light is on.") repeat. Entries
 are WAV files named by a hash of (engine, voice, text, settings), so a change to any of them is a
-different entry and nothing stale is ever played. The folder has a byte cap; the least recently
+different entry and nothing stale is ever played. A take that passed the self-check gets a
+`.passed` mark beside it (its WER), so it is not transcribed again after a restart. The folder has a byte cap; the least recently
 used entries (by access time, which a hit refreshes) go first. Writes go to a temporary file and
 are renamed into place, so a crash never leaves half a WAV under a real name; a file that is
 corrupt anyway (disk trouble, manual edits) is deleted and reported as a miss, so the reply is
@@ -61,6 +62,30 @@ class ReplyCache:
     def _path(self, key: CacheKey) -> Path:
         return self.root / f"{key.digest()}.wav"
 
+    @staticmethod
+    def _mark_path(wav: Path) -> Path:
+        return wav.with_suffix(".passed")
+
+    def mark_passed(self, key: CacheKey, wer: float) -> None:
+        """Remember that the cached take of `key` passed the self-check (with this WER), so a
+        restart does not transcribe it again. Best effort, like `put`."""
+        with self._lock:
+            path = self._path(key)
+            if not path.is_file():
+                return
+            try:
+                self._mark_path(path).write_text(f"{wer:.4f}\n", encoding="ascii")
+            except OSError as exc:
+                log.warning("reply cache: cannot mark %r as checked (%s)", key.text, exc)
+
+    def passed_wer(self, key: CacheKey) -> float | None:
+        """The WER with which the cached take of `key` passed the self-check; None: never checked
+        (or the take was replaced since)."""
+        try:
+            return float(self._mark_path(self._path(key)).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            return None
+
     def _touch(self, path: Path) -> None:
         """Mark as most recently used; stamps strictly increase so order never ties."""
         stamp = max(time.time_ns(), self._last_stamp + 1000)
@@ -82,6 +107,7 @@ class ReplyCache:
             except ValueError as exc:
                 log.warning("reply cache: corrupt entry %s for %r (%s); rendering again", path.name, key.text, exc)
                 path.unlink(missing_ok=True)
+                self._mark_path(path).unlink(missing_ok=True)
                 return None
             self._touch(path)
             return audio
@@ -110,6 +136,7 @@ class ReplyCache:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
+                self._mark_path(path).unlink(missing_ok=True)  # a new take is not checked yet
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -132,6 +159,7 @@ class ReplyCache:
             if path == keep:
                 continue
             path.unlink(missing_ok=True)
+            self._mark_path(path).unlink(missing_ok=True)
             total -= size
             log.debug("reply cache: evicted %s (least recently used)", path.name)
 
@@ -140,5 +168,5 @@ class ReplyCache:
 
     def clear(self) -> None:
         with self._lock:
-            for path in self.root.glob("*.wav"):
+            for path in [*self.root.glob("*.wav"), *self.root.glob("*.passed")]:
                 path.unlink(missing_ok=True)

@@ -19,6 +19,8 @@ class EspeakEngine:
     """Synthesises through the `espeak-ng` program; `voice` is an espeak-ng voice name (en-us, en-gb, ...)."""
 
     name = "espeak"
+    deterministic = True
+    """The same text always gives the same samples: re-rendering a misheard reply is pointless."""
 
     def __init__(self, voice: str = "en-us", speed_wpm: int = 165, program: str = "espeak-ng",
                  timeout_s: float = 30.0) -> None:

@@ -106,6 +106,19 @@ class SpeechStats:
     last_engine: str | None = None
     """The engine that spoke (or whose cached audio was used for) the latest reply."""
     by_engine: dict[str, int] = field(default_factory=dict)
+    checked: dict[str, CheckOutcome] = field(default_factory=dict)
+    """Spoken text -> the latest self-check of its reply (passed or not)."""
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What the self-check concluded about one reply (for the log, health and tests)."""
+
+    engine: str
+    wer: float
+    heard: str
+    tries: int
+    passed: bool
 
 
 class Speech:
@@ -124,14 +137,27 @@ class Speech:
         if cache is None and self.settings.cache:
             cache = ReplyCache(max_bytes=self.settings.cache_max_bytes)
         self.cache = cache
-        self.selfcheck = (
-            SelfCheck(transcriber, self.settings.check_threshold, self.settings.check_tries) if transcriber else None
-        )
+        self.selfcheck: SelfCheck | None = None
+        if transcriber is not None:
+            self.set_transcriber(transcriber)
         self.stats = SpeechStats()
         self._engines: dict[str, TTSEngine] = {}
         self._unavailable: dict[str, str] = {}
         self._lock = threading.Lock()
         self._prerender_thread: threading.Thread | None = None
+
+    def set_transcriber(self, transcriber: Transcriber) -> None:
+        """Turn the self-check on with `transcriber` (Whisper is often loaded after Speech)."""
+        self.selfcheck = SelfCheck(transcriber, self.settings.check_threshold, self.settings.check_tries)
+
+    def replies_report(self) -> dict[str, object]:
+        """Pre-rendered replies, how many were self-checked, and those that never passed."""
+        with self._lock:
+            checks = dict(self.stats.checked)
+            prerendered = self.stats.prerendered
+        failed = [{"text": text, "wer": round(outcome.wer, 3), "heard": outcome.heard, "engine": outcome.engine}
+                  for text, outcome in checks.items() if not outcome.passed]
+        return {"prerendered": prerendered, "checked": len(checks), "failed": failed}
 
     # -- engines ---------------------------------------------------------------------------
 
@@ -215,19 +241,39 @@ class Speech:
 
     # -- speaking --------------------------------------------------------------------------
 
-    def _render(self, engine: TTSEngine, text: str, voice: str | None, check: bool) -> Audio:
+    def _render(self, engine: TTSEngine, text: str, voice: str | None, check: bool,
+                first: Audio | None = None) -> Audio:
+        """A new rendering, self-checked when `check` (re-rendered while it is misheard).
+
+        `first` is a take already made (a cached reply never checked): it is scored first and
+        rendered again only when it fails.
+        """
+        seed = getattr(getattr(engine, "settings", None), "seed", None)
+
         def render(attempt: int = 0) -> Audio:
+            if attempt == 0 and first is not None:
+                return first
             self._count(engine.name)
-            seed = getattr(getattr(engine, "settings", None), "seed", None)
             if attempt and isinstance(seed, int):
                 # Deterministic engines would repeat the same slip; a new seed is a new take.
                 return engine.synthesize(text, voice, seed=seed + attempt)  # type: ignore[call-arg]
             return engine.synthesize(text, voice)
 
-        if not (check and self.selfcheck):
+        selfcheck = self.selfcheck
+        if not (check and selfcheck):
             return render()
-        attempts = iter(range(self.selfcheck.max_tries))
-        return self.selfcheck.run(text, lambda: render(next(attempts))).audio
+        if getattr(engine, "deterministic", False) and not isinstance(seed, int):
+            # the same text gives the same audio: a second take would be the same slip
+            selfcheck = SelfCheck(selfcheck.transcriber, selfcheck.threshold, 1)
+        attempts = iter(range(selfcheck.max_tries))
+        result = selfcheck.run(text, lambda: render(next(attempts)))
+        outcome = CheckOutcome(engine.name, result.wer, result.transcript, result.tries, result.passed)
+        with self._lock:
+            self.stats.checked[text] = outcome
+        if outcome.passed:
+            log.info("self-check: %r passed (%s, WER %.2f, %d %s)", text, engine.name, outcome.wer, outcome.tries,
+                     "try" if outcome.tries == 1 else "tries")
+        return result.audio
 
     def synthesize(self, text: str, voice: str | None = None, engine: str | None = None, *,
                    check: bool | None = None) -> Audio:
@@ -241,17 +287,33 @@ class Speech:
             tried.append(built.name)
             self.stats.last_engine = built.name
             cached = self._cached(key)
-            if cached is not None:
+            unchecked = check and self.selfcheck is not None and cached is not None and not self._passed(key)
+            if cached is not None and not unchecked:
                 return cached
             try:
-                audio = self._render(built, spoken, engine_voice, check)
+                audio = self._render(built, spoken, engine_voice, check, first=cached)
             except (TTSUnavailable, RuntimeError, OSError) as exc:
                 self._engine_failed(built.name, exc)
                 continue
             if self.cache is not None:
-                self.cache.put(key, audio)
+                if audio is not cached:
+                    self.cache.put(key, audio)
+                outcome = self.stats.checked.get(spoken) if check and self.selfcheck is not None else None
+                if outcome is not None and outcome.passed:
+                    self.cache.mark_passed(key, outcome.wer)
             return audio
         raise self._no_engine(tried or self.chain(engine))
+
+    def _passed(self, key: CacheKey) -> bool:
+        """The cached take of `key` passed a self-check (in this process or an earlier one)."""
+        if self.cache is None:
+            return False
+        wer = self.cache.passed_wer(key)
+        if wer is None:
+            return False
+        with self._lock:
+            self.stats.checked.setdefault(key.text, CheckOutcome(key.engine, wer, "", 0, True))
+        return True
 
     def _engine_failed(self, name: str, exc: Exception) -> None:
         if isinstance(exc, TTSUnavailable):
