@@ -224,3 +224,72 @@ def test_a_device_that_goes_away_mid_reply_is_reported_and_unmutes(pulse, tmp_pa
         doomed.deactivate()
         doomed.stop()
         doomed.cleanup()
+
+
+GAP_WINDOW = RECORD_RATE // 200  # 5 ms
+
+
+def gaps_over_20ms(samples: np.ndarray) -> list[float]:
+    """Silent stretches longer than 20 ms between the first and the last sound, in seconds."""
+    levels = [np.sqrt(np.mean(samples[i:i + GAP_WINDOW] ** 2)) for i in range(0, len(samples) - GAP_WINDOW, GAP_WINDOW)]
+    loud = [level > 0.05 for level in levels]
+    first, last = loud.index(True), len(loud) - 1 - loud[::-1].index(True)
+    gaps, run = [], 0
+    for flag in loud[first:last + 1]:
+        if flag:
+            if run * GAP_WINDOW / RECORD_RATE > 0.02:
+                gaps.append(run * GAP_WINDOW / RECORD_RATE)
+            run = 0
+        else:
+            run += 1
+    return gaps
+
+
+class SlowToneSpeech:
+    """A deliberately slow engine: 8 chunks of 0.25 s tone, each made in 0.3 s (RTF 1.2)."""
+
+    CHUNKS, CHUNK_SECONDS, MAKE_SECONDS = 8, 0.25, 0.3
+    TEXT = "x" * 28  # 2 s at the 14 characters a second the speaker assumes
+
+    class stats:
+        last_engine = "slow"
+
+    def stream(self, text, voice=None, engine=None):
+        for _ in range(self.CHUNKS):
+            time.sleep(self.MAKE_SECONDS)
+            yield tone(self.CHUNK_SECONDS)
+
+
+def test_a_reply_made_slower_than_real_time_plays_without_gaps(pulse, player, tmp_path) -> None:
+    from assistant.playback.speaker import Speaker
+
+    speaker = Speaker(SlowToneSpeech(), player)
+
+    def scenario() -> None:
+        speaker.say(SlowToneSpeech.TEXT)
+        assert speaker.wait(timeout=10)
+        assert player.wait(timeout=10)
+
+    heard = record(pulse, tmp_path, scenario)
+    assert gaps_over_20ms(heard) == []
+    assert player.stats.underruns == 0 and player.stats.replies >= 1
+    assert 1.8 <= loud_seconds(heard) <= 2.2
+    # the buffer covered the production deficit: (2 s - 0.25 s) x (1.2 - 1) + margin ~ 0.5 s
+    assert 0.35 <= player.stats.prebuffer_waits[-1] <= 1.2
+    assert speaker.rates.get("slow") == pytest.approx(1.2, abs=0.15)
+    speaker.close()
+
+
+def test_without_a_jitter_buffer_the_same_reply_has_gaps_and_they_are_counted(pulse, player, tmp_path) -> None:
+    slow = SlowToneSpeech()
+
+    def scenario() -> None:
+        player.begin_reply(0.0)  # play each chunk as soon as it is made
+        for chunk in slow.stream(slow.TEXT):
+            player.play(chunk)
+        player.end_reply()
+        assert player.wait(timeout=10)
+
+    heard = record(pulse, tmp_path, scenario)
+    assert len(gaps_over_20ms(heard)) >= 4
+    assert player.stats.underruns >= 4

@@ -22,3 +22,14 @@ class Player(Protocol):
     @property
     def is_playing(self) -> bool:
         """True from `play` until the last queued sample has left the speaker (or `stop`)."""
+
+
+@runtime_checkable
+class ReplyPlayer(Player, Protocol):
+    """A player that can keep one stream open for a whole streamed reply (a jitter buffer)."""
+
+    def begin_reply(self, prebuffer_seconds: float) -> None:
+        """Chunks until `end_reply` are one reply; start playing once this much is queued."""
+
+    def end_reply(self) -> None:
+        """The reply's last chunk has been queued."""

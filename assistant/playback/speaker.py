@@ -6,8 +6,10 @@ after its first chunk. `is_speaking` is true while a reply is being rendered or 
 loop ignores the microphone all that time (its own voice, but also a spoken "stop": no barge-in
 yet). Each reply is rendered at live priority and holds back pre-rendering until it is fully
 rendered (`assistant.scheduler`), so no background step slips in between two of its chunks.
-`stop` (a "stop" typed through the API or chat, or shutdown) drops queued replies, abandons the
-one being rendered and cuts playback.
+A player that frames replies (`ReplyPlayer`: the sound device) gets each reply framed with a
+jitter buffer sized from the engine's measured speed (`jitter.py`), so a reply made slower than
+real time still plays without gaps. `stop` (a "stop" typed through the API or chat, or
+shutdown) drops queued replies, abandons the one being rendered and cuts playback.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
-from assistant.playback.base import Player
+from assistant.playback.base import Player, ReplyPlayer
+from assistant.playback.jitter import JitterSettings, RateMeter, expected_seconds, prebuffer_seconds
 from assistant.scheduler import SCHEDULER, Priority, work_priority
 from assistant.tts.speech import Speech
 
@@ -24,9 +28,13 @@ log = logging.getLogger(__name__)
 
 
 class Speaker:
-    def __init__(self, speech: Speech, player: Player, *, voice: str | None = None, engine: str | None = None) -> None:
+    def __init__(self, speech: Speech, player: Player, *, voice: str | None = None, engine: str | None = None,
+                 jitter: JitterSettings = JitterSettings()) -> None:
         self.speech = speech
         self.player = player
+        self.jitter = jitter
+        self.rates = RateMeter(jitter)
+        """Each engine's real-time factor, measured on the chunks it streamed here."""
         self.voice = voice
         self.engine = engine
         self._queue: queue.Queue[tuple[int, str] | None] = queue.Queue()
@@ -73,6 +81,40 @@ class Speaker:
         with self._lock:
             return generation == self._generation
 
+    def _speak(self, generation: int, text: str) -> None:
+        """Stream one reply into the player. A player that frames replies gets a jitter buffer
+        sized from the engine's measured speed once the first chunk shows which engine speaks."""
+        framed = isinstance(self.player, ReplyPlayer)
+        started = time.perf_counter()
+        chunks = iter(self.speech.stream(text, self.voice, self.engine))
+        first = next(chunks, None)
+        if first is None or not self._current(generation):
+            return
+        made = time.perf_counter()
+        stats = getattr(self.speech, "stats", None)
+        engine = getattr(stats, "last_engine", None)
+        if framed:
+            rtf = self.rates.get(engine)
+            if rtf is None:  # nothing measured yet: what the first chunk took (set-up included)
+                rtf = (made - started) / max(first.duration, 1e-3)
+            expected = max(expected_seconds(text, self.jitter), first.duration)
+            self.player.begin_reply(prebuffer_seconds(rtf, expected, first.duration, self.jitter))  # type: ignore[attr-defined]
+        compute = audio = 0.0
+        try:
+            self.player.play(first)
+            for chunk in chunks:
+                now = time.perf_counter()
+                compute, audio = compute + (now - made), audio + chunk.duration
+                made = now
+                if not self._current(generation):
+                    break
+                self.player.play(chunk)
+        finally:
+            if framed:
+                self.player.end_reply()  # type: ignore[attr-defined]
+        if audio > 0:
+            self.rates.observe(engine, compute, audio)
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -82,10 +124,7 @@ class Speaker:
             try:
                 if self._current(generation):
                     with SCHEDULER.pause_background(), work_priority(Priority.LIVE):
-                        for chunk in self.speech.stream(text, self.voice, self.engine):
-                            if not self._current(generation):
-                                break
-                            self.player.play(chunk)
+                        self._speak(generation, text)
             except Exception as exc:  # a failed reply must not silence the assistant for good
                 log.error("could not speak %r: %s", text, exc)
             finally:
