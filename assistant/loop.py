@@ -8,6 +8,13 @@ was said and which command it is, runs the handler and hands the reply to `speak
 the oldest waiting segment is dropped (and logged) rather than stalling capture; a file or
 stdin source is not real time, so there the capture thread simply waits for room.
 
+Answering sooner: at the first pause in a command (`SegmenterSettings.pause_seconds`, ~0.2 s of
+silence) the capture thread hands the speech so far to the worker as a speculative job. When
+the Recognizer finds it a complete command that no longer command extends, the worker acts at
+once and the capture thread closes the command at that pause; otherwise the command stays open
+and the long window (`silence_seconds`) closes it, its recognition reusing the speculative
+first pass when no speech followed the pause.
+
 While `is_speaking()` is true the segmenter gets `muted=True`: the assistant never hears its
 own replies, and so nothing said during a reply (not even "stop") is heard. An exception in any stage is logged and reported as an "error" event, and the loop
 goes on with the next frame or segment.
@@ -15,14 +22,17 @@ goes on with the next frame or segment.
 Events (`on_event`, one dict each; `--events jsonl` prints them):
   {"event": "speech", "start": s, "end": s}
   {"event": "transcript", "text": str, "start": s, "end": s, "asr_ms": float, "path": "short"|"full"}
-  {"event": "intent", "intent": str, "slots": {...}, "text": str, "latency_ms": float}
+  {"event": "intent", "intent": str, "slots": {...}, "text": str, "latency_ms": float,
+   "eos_to_action_ms": float, "early": bool}
   {"event": "no-match", "text": str}
   {"event": "handler", "intent": str, "ok": bool}
   {"event": "reply", "text": str}
   {"event": "error", "stage": str, "message": str}
 `start`/`end` are stream seconds of the speech (silence excluded). `latency_ms` runs from the
-moment the segmenter closed the segment to the handler's start: the silence window that
-confirms the end of speech is excluded, queueing, recognition and matching are included.
+moment the segmenter closed the segment (or found it complete at a pause) to the handler's
+start: queueing, recognition and matching. `eos_to_action_ms` is what a person waits: from the
+end of their speech (the last speech frame's arrival) to the handler's start, the silence that
+closed the command included. `early`: closed at the first pause as a complete command.
 """
 
 from __future__ import annotations
@@ -35,10 +45,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from assistant.asr.recognizer import CommandMatch, Recognition, RecognitionError, Recognizer
+from assistant.asr.recognizer import CommandMatch, FirstPass, Recognition, RecognitionError, Recognizer
 from assistant.scheduler import SCHEDULER
 from assistant.audio import AudioSource
-from assistant.vad import SegmenterSettings, SpeechSegment, VadSegmenter
+from assistant.vad import SegmenterSettings, SpeechPause, SpeechSegment, VadSegmenter, segment_key
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +91,14 @@ class LoopStats:
     match_ms: list[float] = field(default_factory=list)
     handler_ms: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
+    eos_to_action_ms: list[float] = field(default_factory=list)
+    speculations: int = 0
+    """Speculative recognitions run at a pause."""
+    speculative_ms: list[float] = field(default_factory=list)
+    """Whisper time of speculations that decided nothing (a command's own passes are in asr_ms,
+    a reused speculative pass included)."""
+    early: int = 0
+    """Commands acted on at their first pause (no long silence window)."""
     second_passes: int = 0
     dropped_segments: int = 0
     errors: int = 0
@@ -92,7 +110,22 @@ class _Queued:
     closed_at: float  # perf_counter when the segmenter closed it
 
 
+@dataclass
+class _Speculative:
+    pause: SpeechPause
+    paused_at: float  # perf_counter when the capture thread saw the pause
+
+
 _END = object()
+
+
+_REMEMBERED = 32  # far more commands than can be in flight (queue_size + one being recognised)
+
+
+def _remember(bag: dict[int, None], key: int) -> None:
+    bag[key] = None
+    if len(bag) > _REMEMBERED:
+        del bag[next(iter(bag))]
 
 
 def _print_event(event: dict) -> None:
@@ -121,9 +154,19 @@ class ListenLoop:
         self.is_speaking = is_speaking
         self.on_event = on_event
         self.stats = LoopStats()
-        self._queue: queue.Queue[_Queued | object] = queue.Queue(maxsize=settings.queue_size)
+        self._queue: queue.Queue[_Queued | _Speculative | object] = queue.Queue(maxsize=settings.queue_size)
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
+        # worker -> capture: commands found complete at a pause, to be closed there
+        self._close_requests: queue.SimpleQueue[SpeechPause] = queue.SimpleQueue()
+        # Start frames (bounded, oldest out) of commands acted on at their pause (their segments
+        # are not recognised again) and of segments whose "speech" event was sent; shared by the
+        # capture thread and the worker under _lock.
+        self._lock = threading.Lock()
+        self._acted: dict[int, None] = {}
+        self._announced: dict[int, None] = {}
+        # worker only: the last speculative first pass, reused when the command closes on that audio
+        self._speculated: tuple[tuple[int, int], FirstPass] | None = None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -158,20 +201,32 @@ class ListenLoop:
             if self._stopping.is_set():
                 return
             started = time.perf_counter()
+            self._close_complete(segmenter)
             try:
-                segment = segmenter.feed(frame, muted=self._muted())
+                out = segmenter.feed(frame, muted=self._muted())
             except Exception as exc:  # noqa: BLE001 - a bad frame must not end listening
                 self._error("vad", exc)
                 continue
             finally:
                 self.stats.frames += 1
                 self.stats.vad_ms += (time.perf_counter() - started) * 1000
-            if segment is not None:
-                self._enqueue(segment, realtime)
+            if isinstance(out, SpeechPause):
+                self._put(_Speculative(out, time.perf_counter()), realtime)
+            elif out is not None:
+                self._enqueue(out, realtime)
         if not self._stopping.is_set():
             segment = segmenter.flush()
             if segment is not None:
                 self._enqueue(segment, realtime)
+
+    def _close_complete(self, segmenter: VadSegmenter) -> None:
+        """Close the commands the worker found complete (and acted on) at their pause."""
+        while True:
+            try:
+                pause = self._close_requests.get_nowait()
+            except queue.Empty:
+                return
+            segmenter.complete(pause)
 
     def _muted(self) -> bool:
         try:
@@ -181,8 +236,15 @@ class ListenLoop:
             return False
 
     def _enqueue(self, segment: SpeechSegment, realtime: bool) -> None:
+        start = segment_key(segment)[0]
+        with self._lock:
+            if self._acted.pop(start, False) is None:
+                return  # acted on at its pause
+            _remember(self._announced, start)
         self._emit({"event": "speech", "start": round(segment.start, 3), "end": round(segment.end, 3)})
-        item = _Queued(segment, time.perf_counter())
+        self._put(_Queued(segment, time.perf_counter()), realtime)
+
+    def _put(self, item: _Queued | _Speculative, realtime: bool) -> None:
         if not realtime:
             self._queue.put(item)
             return
@@ -191,6 +253,8 @@ class ListenLoop:
                 self._queue.put_nowait(item)
                 return
             except queue.Full:
+                if isinstance(item, _Speculative):
+                    return  # behind already: no head start; the long window still closes the command
                 try:
                     old = self._queue.get_nowait()
                 except queue.Empty:
@@ -198,6 +262,8 @@ class ListenLoop:
                 if old is _END:  # cannot happen while capturing; keep the end marker anyway
                     self._queue.put_nowait(old)
                     return
+                if isinstance(old, _Speculative):
+                    continue  # a speculation is only a head start: the command itself is still to come
                 self.stats.dropped_segments += 1
                 log.warning(
                     "recognition is falling behind: dropped the speech at %.2f-%.2f s (queue of %d full)",
@@ -225,22 +291,59 @@ class ListenLoop:
                 continue
             try:
                 with SCHEDULER.pause_background():  # pre-rendering waits while a command is handled
-                    self._recognise(item)
+                    if isinstance(item, _Speculative):
+                        self._speculate(item)
+                    else:
+                        self._recognise(item)
             except Exception as exc:  # noqa: BLE001 - one bad segment must not stop the worker
                 self._error("loop", exc)
 
-    def _recognise(self, item: _Queued) -> None:
-        segment = item.segment
+    def _speculate(self, item: _Speculative) -> None:
+        pause = item.pause
+        self.stats.speculations += 1
         try:
-            result = self.recognizer.recognize(segment.audio)
+            result, first = self.recognizer.complete(pause.audio)
         except RecognitionError as exc:
             self._error(exc.stage, exc.__cause__ or exc)
             return
+        self._speculated = (pause.key, first)
+        if result is None:
+            self.stats.speculative_ms.append(first.asr_ms)
+            return
+        with self._lock:
+            _remember(self._acted, pause.key[0])
+            announced = pause.key[0] in self._announced
+        self._close_requests.put(pause)
+        self.stats.early += 1
+        speech_end_at = item.paused_at - (pause.paused_at - pause.end)
+        if not announced:
+            self._emit({"event": "speech", "start": round(pause.start, 3), "end": round(pause.end, 3)})
+        self._act(result, pause.start, pause.end, item.paused_at, speech_end_at, early=True)
+
+    def _recognise(self, item: _Queued) -> None:
+        segment = item.segment
+        key = segment_key(segment)
+        with self._lock:
+            if self._acted.pop(key[0], False) is None:
+                return  # acted on at its pause while this segment waited in the queue
+        spec, self._speculated = self._speculated, None
+        reuse = spec[1] if spec is not None and spec[0] == key else None
+        try:
+            result = self.recognizer.recognize(segment.audio, reuse)
+        except RecognitionError as exc:
+            self._error(exc.stage, exc.__cause__ or exc)
+            return
+        speech_end_at = item.closed_at - (segment.ended_at - segment.end)
+        self._act(result, segment.start, segment.end, item.closed_at, speech_end_at, early=False)
+
+    def _act(self, result: Recognition, start: float, end: float, closed_at: float, speech_end_at: float, *,
+             early: bool) -> None:
+        """Report what was heard and run the command it names."""
         self._count(result)
         if not result.text:
             return
         self._emit({
-            "event": "transcript", "text": result.text, "start": round(segment.start, 3), "end": round(segment.end, 3),
+            "event": "transcript", "text": result.text, "start": round(start, 3), "end": round(end, 3),
             "asr_ms": round(result.asr_ms, 1), "path": result.path,
         })
         match = result.match
@@ -248,11 +351,13 @@ class ListenLoop:
             self._emit({"event": "no-match", "text": result.text})
             return
         handler_start = time.perf_counter()
-        latency_ms = (handler_start - item.closed_at) * 1000
+        latency_ms = (handler_start - closed_at) * 1000
+        eos_ms = (handler_start - speech_end_at) * 1000
         self.stats.latency_ms.append(latency_ms)
+        self.stats.eos_to_action_ms.append(eos_ms)
         self._emit({
             "event": "intent", "intent": match.intent, "slots": dict(match.slots), "text": match.text,
-            "latency_ms": round(latency_ms, 1),
+            "latency_ms": round(latency_ms, 1), "eos_to_action_ms": round(eos_ms, 1), "early": early,
         })
         outcome = self.dispatcher.handle(match)  # never raises (CommandRunner contract)
         self.stats.handler_ms.append((time.perf_counter() - handler_start) * 1000)

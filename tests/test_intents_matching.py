@@ -214,3 +214,28 @@ def test_handler_fields_may_be_used_in_replies(tmp_path):
     spec = commands.intents["GetTime"]
     assert spec.handler is not None and "time" in spec.handler.reply_fields()
     assert commands.static_replies() == []
+
+
+def test_can_continue_tells_a_complete_command_from_the_start_of_a_longer_one(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "intents:\n"
+        "  Lights:\n    sentences: ['turn {state} the {room} lights']\n"
+        "  Stop:\n    sentences: ['stop', 'stop the timer']\n"
+        "  Remind:\n    sentences: ['remind me to {task}']\n"
+        "  Add:\n    sentences: ['add {item} to my list']\n"
+        "  Timer:\n    sentences: ['set a timer for {minutes} minutes']\n"
+        "lists:\n  state: {values: ['on', 'off']}\n  room: {values: [kitchen, living room]}\n"
+        "  task: {wildcard: true}\n  item: {wildcard: true}\n  minutes: {range: {from: 1, to: 90}}\n"
+    )
+    commands = load_commands(path)
+    assert not commands.can_continue("Turn off the kitchen lights.")
+    assert commands.can_continue("turn off the kitchen")  # "lights" must follow
+    assert commands.can_continue("turn off the living")  # part of a list value
+    assert commands.can_continue("stop")  # "stop the timer"
+    assert not commands.can_continue("stop the timer")
+    assert commands.can_continue("remind me to buy")  # a wildcard that ends the template
+    assert not commands.can_continue("add milk to my list")  # a wildcard in the middle ends at "to"
+    assert commands.can_continue("set a timer for twenty")  # "twenty five", or "minutes"
+    assert not commands.can_continue("set a timer for 20 minutes")
+    assert not commands.can_continue("the weather is lovely")

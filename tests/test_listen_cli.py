@@ -36,7 +36,7 @@ def test_listen_to_a_file_prints_jsonl_events_only_on_stdout(tmp_path):
     events = [json.loads(line) for line in proc.stdout.splitlines()]  # every line is one JSON object
     assert [e["intent"] for e in events if e["event"] == "intent"] == EXPECTED
     intent = next(e for e in events if e["event"] == "intent")
-    assert set(intent) == {"event", "intent", "slots", "text", "latency_ms"}
+    assert set(intent) == {"event", "intent", "slots", "text", "latency_ms", "eos_to_action_ms", "early"}
     assert {e["event"] for e in events} == {"speech", "transcript", "intent", "no-match", "handler", "reply"}
     assert "Whisper" in proc.stderr  # logs go to stderr
 

@@ -16,6 +16,7 @@ from assistant.handlers import Dispatcher
 from assistant.intents import load_commands
 from assistant.asr.recognizer import Recognizer, RecognizerSettings
 from assistant.loop import ListenLoop, LoopSettings
+from assistant.vad import SegmenterSettings
 from asr_support import AUDIO, COMMANDS
 
 
@@ -224,7 +225,8 @@ def test_nothing_is_heard_while_the_assistant_speaks(commands, dispatcher):
 
 def test_recognition_never_blocks_a_live_source_oldest_segments_are_dropped(commands, dispatcher, caplog):
     """Four commands arrive faster than a 1.5 s recogniser: capture finishes long before
-    recognition, the queue (size 1) keeps the newest, and the drops are logged."""
+    recognition, the queue (size 1) keeps the newest, and the drops are logged (no speculation
+    at pauses here: each call of the scripted recogniser is one segment)."""
     names = ("stop.wav", "what_time.wav", "cancel_timer.wav", "what_date.wav")
     asr = ScriptedASR(*["stop"] * 4, delay=1.5)  # exact commands: one pass each
     source = FramesSource(*names, realtime=True)
@@ -238,7 +240,8 @@ def test_recognition_never_blocks_a_live_source_oldest_segments_are_dropped(comm
     source.frames = frames
     started = time.perf_counter()
     with caplog.at_level(logging.WARNING, logger="assistant.loop"):
-        loop, events, _ = run_loop(source, asr, commands, dispatcher, settings=LoopSettings(queue_size=1))
+        loop, events, _ = run_loop(source, asr, commands, dispatcher,
+                                   settings=LoopSettings(queue_size=1, segmenter=SegmenterSettings(pause_seconds=0)))
     assert captured_at[0] - started < 1.4  # capture did not wait for the first recognition
     assert loop.stats.dropped_segments >= 1 and "falling behind" in caplog.text
     assert asr.calls + loop.stats.dropped_segments == 4
@@ -288,3 +291,37 @@ def test_stop_ends_a_live_loop_promptly(commands, dispatcher):
 def test_queue_size_is_validated():
     with pytest.raises(ValueError, match="queue_size"):
         LoopSettings(queue_size=0)
+
+
+def test_a_complete_command_is_acted_on_at_its_first_pause(commands, dispatcher):
+    """"turn on the kitchen lights" is a whole command that nothing extends: the speculative
+    pass at the pause decides, the command closes there, and nothing is decoded twice."""
+    asr = ScriptedASR("Turn on the kitchen lights.")
+    loop, events, _ = run_loop(FramesSource("turn_on_kitchen_lights.wav", realtime=True), asr, commands, dispatcher)
+    assert kinds(events) == ["speech", "transcript", "intent", "handler", "reply"]
+    intent = events[2]
+    assert intent["intent"] == "Lights" and intent["early"] is True
+    assert intent["eos_to_action_ms"] >= intent["latency_ms"] >= 0
+    assert asr.calls == 1 and asr.passes == [True]
+    assert loop.stats.speculations == 1 and loop.stats.early == 1
+
+
+def test_a_prefix_of_a_longer_command_waits_for_the_long_window_and_reuses_its_pass(commands, dispatcher):
+    """"stop" is a command, but "stop the timer" extends it: no early close; the final
+    recognition reuses the speculative pass (same audio), so Whisper ran once."""
+    asr = ScriptedASR("Stop.")
+    loop, events, _ = run_loop(FramesSource("stop.wav", realtime=True), asr, commands, dispatcher)
+    (intent,) = [e for e in events if e["event"] == "intent"]
+    assert intent["intent"] == "Stop" and intent["early"] is False
+    assert intent["eos_to_action_ms"] > intent["latency_ms"] + 300  # the long window was waited for
+    assert asr.calls == 1 and loop.stats.speculations == 1 and loop.stats.early == 0
+
+
+def test_speech_after_a_pause_continues_the_command(commands, dispatcher):
+    """A 0.4 s pause in "set a timer for ... five minutes": the speculation hears an unfinished
+    sentence, the command stays open, and the whole sentence is recognised once it ends."""
+    asr = ScriptedASR("Set a timer for", "Set a timer for five minutes.")
+    loop, events, _ = run_loop(FramesSource("pause_mid_command.wav", realtime=True), asr, commands, dispatcher)
+    assert [(e["intent"], e["slots"]) for e in events if e["event"] == "intent"] == [("TimerSet", {"minutes": 5})]
+    assert loop.stats.early == 0 and loop.stats.speculations >= 1
+    assert len([e for e in events if e["event"] == "speech"]) == 1

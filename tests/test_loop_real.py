@@ -88,3 +88,19 @@ def test_a_pause_mid_command_does_not_cut_it(asr, commands):
     events, _ = listen("pause_mid_command.wav", asr, commands)
     assert len([e for e in events if e["event"] == "speech"]) == 1
     assert intents(events) == [("TimerSet", {"minutes": 5})]
+
+
+def test_a_complete_command_closes_at_its_first_pause(asr, commands):
+    """Nothing extends "turn on the kitchen lights": acted on ~0.2 s after the last word,
+    not after the 0.7 s window, and decoded once."""
+    events, _ = listen("turn_on_kitchen_lights.wav", asr, commands)
+    (intent,) = [e for e in events if e["event"] == "intent"]
+    assert (intent["intent"], intent["slots"]) == ("Lights", {"state": "on", "room": "kitchen"})
+    assert intent["early"] is True
+
+
+def test_a_prefix_command_waits_and_the_paused_command_is_whole(asr, commands):
+    events, _ = listen("stop.wav", asr, commands)
+    assert [e["early"] for e in events if e["event"] == "intent"] == [False]  # "stop the timer" extends it
+    events, _ = listen("pause_mid_command.wav", asr, commands)
+    assert [(e["intent"], e["slots"], e["early"]) for e in events if e["event"] == "intent"] == [("TimerSet", {"minutes": 5}, False)]

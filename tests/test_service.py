@@ -209,6 +209,8 @@ def test_failing_handlers_get_error_replies_and_the_loop_goes_on(running, replie
         assert samples[f'assistant_handler_failures_total{{intent="{intent}"}}'] == 1
     assert samples['assistant_intents_total{intent="Date",source="loop"}'] == 1
     assert samples['assistant_stage_seconds_count{stage="asr"}'] >= 4
+    waited = sum(v for k, v in samples.items() if k.startswith("assistant_speech_end_to_action_seconds_count"))
+    assert waited == 4  # every command's wait from the end of speech is measured
     assert health(service)["status"] == "ok"
 
 

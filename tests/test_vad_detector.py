@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from assistant.audio import FRAME_BYTES, SAMPLE_RATE, WavFileSource, pcm16_to_float
-from assistant.vad import SegmenterSettings, SpeechSegment, VadSegmenter
+from assistant.vad import SegmenterSettings, SpeechPause, SpeechSegment, VadSegmenter, segment_key
 
 AUDIO = Path(__file__).parent / "audio"
 MANIFEST = json.loads((AUDIO / "manifest.json").read_text())
@@ -21,7 +21,7 @@ def segments(name: str, settings: SegmenterSettings = SegmenterSettings(), muted
     found = []
     for i, frame in enumerate(WavFileSource(AUDIO / name).frames()):
         seg = vs.feed(frame, muted=muted(i))
-        if seg is not None:
+        if isinstance(seg, SpeechSegment):
             found.append(seg)
     last = vs.flush()
     return found + ([last] if last else [])
@@ -128,3 +128,31 @@ def test_stream_time_counts_frames():
 def test_a_frame_of_the_wrong_size_is_refused():
     with pytest.raises(ValueError, match="960 bytes"):
         VadSegmenter().feed(bytes(100))
+
+
+def test_the_pause_hears_what_the_long_window_would_cut():
+    """At the first pause the command so far comes out with the same key and audio as the
+    segment the long window closes when nothing followed: its recognition can be reused."""
+    vs = VadSegmenter(SegmenterSettings())
+    pauses, ends = [], []
+    for frame in WavFileSource(AUDIO / "turn_on_kitchen_lights.wav").frames():
+        out = vs.feed(frame)
+        (pauses if isinstance(out, SpeechPause) else ends if out is not None else []).append(out)
+    (segment,) = ends
+    assert pauses and pauses[-1].key == segment_key(segment)
+    assert np.array_equal(pauses[-1].audio, segment.audio)
+    assert pauses[-1].paused_at < segment.ended_at
+
+
+def test_complete_closes_the_command_at_its_pause():
+    vs = VadSegmenter(SegmenterSettings())
+    for frame in WavFileSource(AUDIO / "turn_on_kitchen_lights.wav").frames():
+        out = vs.feed(frame)
+        if isinstance(out, SpeechPause):
+            segment = vs.complete(out)
+            assert segment is not None and segment.reason == "complete"
+            assert segment_key(segment) == out.key and np.array_equal(segment.audio, out.audio)
+            break
+    else:
+        raise AssertionError("no pause in a spoken command")
+    assert not vs.in_speech and vs.complete(out) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.vad import Segmenter, SegmenterSettings, SpeechEnded, SpeechStarted
+from assistant.vad import Segmenter, SegmenterSettings, SpeechEnded, SpeechPaused, SpeechStarted
 
 # Settings in whole frames, so each pattern below reads exactly.
 F = 0.03
@@ -18,7 +18,7 @@ def frames(n: int) -> float:
 def base(**overrides) -> SegmenterSettings:
     values = dict(
         speech_seconds=frames(3), gap_seconds=0.0, silence_seconds=frames(4), blip_seconds=0.0,
-        max_seconds=frames(100), min_seconds=0.0, mute_tail_seconds=0.0,
+        max_seconds=frames(100), min_seconds=0.0, mute_tail_seconds=0.0, pause_seconds=0.0,
     )
     values.update(overrides)
     return SegmenterSettings(**values)
@@ -173,3 +173,57 @@ def test_a_new_command_after_the_last_one_ended():
 def test_invalid_settings_are_rejected(overrides):
     with pytest.raises(ValueError):
         SegmenterSettings(**overrides)
+
+
+def paused(events: list) -> list[tuple[int, int, int]]:
+    return [(e.start_frame, e.end_frame, e.frame) for e in events if isinstance(e, SpeechPaused)]
+
+
+def test_pause_seconds_reports_the_first_pause_once_per_pause():
+    s = base(silence_seconds=frames(6), pause_seconds=frames(2))
+    events = run("### .. . ## .. .... ", s)
+    # speech 0-2, pause at frame 4 (2 silent frames); resumes 6-7; pause again at 9; ends at 13
+    assert paused(events) == [(0, 3, 4), (0, 8, 9)]
+    assert ended(events) == [(0, 8, "silence")]
+    assert paused(run("### " + "." * 10, base(silence_seconds=frames(6)))) == []  # 0 = off
+
+
+def test_complete_ends_the_command_at_its_pause_even_before_min_seconds():
+    s = base(silence_seconds=frames(20), pause_seconds=frames(2), min_seconds=frames(50))
+    seg = Segmenter(s, frame_seconds=F)
+    events = []
+    for ch in "###..":
+        events += seg.process(ch == "#")
+    (pause,) = [e for e in events if isinstance(e, SpeechPaused)]
+    assert seg.complete(pause.start_frame, pause.end_frame) == [SpeechEnded(0, 3, 4, "complete")]
+    assert not seg.in_command
+    assert seg.complete(pause.start_frame, pause.end_frame) == []  # already ended: left alone
+    later = []
+    for ch in "....####":
+        later += seg.process(ch == "#")
+    assert later == [SpeechStarted(start_frame=9, detected_frame=11)]  # the next command starts afresh
+
+
+def test_complete_cuts_speech_that_resumed_after_the_pause_and_ignores_other_commands():
+    s = base(silence_seconds=frames(20), pause_seconds=frames(2))
+    seg = Segmenter(s, frame_seconds=F)
+    for ch in "###..##":
+        seg.process(ch == "#")
+    assert seg.complete(1, 3) == []  # not this command's start
+    (end,) = seg.complete(0, 3)
+    assert (end.start_frame, end.end_frame, end.reason) == (0, 3, "complete")
+
+
+def test_pause_must_be_shorter_than_the_silence_window():
+    with pytest.raises(ValueError, match="pause_seconds"):
+        SegmenterSettings(pause_seconds=0.7)
+    with pytest.raises(ValueError, match="pause_seconds"):
+        SegmenterSettings(pause_seconds=-0.1)
+    assert SegmenterSettings(silence_seconds=0.25).pause_seconds < 0.25
+
+
+def test_windows_sets_the_long_window_and_keeps_the_short_one_below_it():
+    assert SegmenterSettings().windows(silence=0.25) == SegmenterSettings(silence_seconds=0.25, pause_seconds=0.125)
+    assert SegmenterSettings().windows(silence=1.25).pause_seconds == SegmenterSettings().pause_seconds
+    assert SegmenterSettings().windows(pause=0).pause_seconds == 0
+    assert SegmenterSettings().windows() == SegmenterSettings()

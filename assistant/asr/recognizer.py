@@ -43,6 +43,8 @@ class CommandMatcher(Protocol):
 
     def match(self, text: str) -> CommandMatch | None: ...
 
+    def can_continue(self, text: str) -> bool: ...
+
     def vocabulary(self) -> list[str]: ...
 
 
@@ -88,11 +90,22 @@ class Recognition:
     path: str
     """Which pass decided: "short" (short-context first pass) or "full" (the 30 s window)."""
     asr_ms: float
-    """Whisper time, all passes together."""
+    """Whisper time behind this result, all passes together (a reused first pass included)."""
     match_ms: float
     """Matcher time, all passes together."""
     passes: int
-    """Whisper passes run (1 or 2)."""
+    """Whisper passes behind this result (1 or 2)."""
+    reused: bool = False
+    """The first pass was a speculative one's, run earlier on the same audio."""
+
+
+@dataclass(frozen=True)
+class FirstPass:
+    """The first pass's transcript of some audio, kept so that the same audio is not decoded
+    twice (a speculative recognition at a pause, then the command closed on that audio)."""
+
+    text: str
+    asr_ms: float
 
 
 class Recognizer:
@@ -123,25 +136,53 @@ class Recognizer:
             self._commands = commands
             self._prompt = prompt
 
-    def recognize(self, audio: np.ndarray) -> Recognition:
-        """float32 mono 16 kHz speech -> Recognition. Raises RecognitionError when a stage fails."""
+    def recognize(self, audio: np.ndarray, reuse: FirstPass | None = None) -> Recognition:
+        """float32 mono 16 kHz speech -> Recognition. Raises RecognitionError when a stage fails.
+
+        `reuse`: the first pass already run on exactly this audio (by `complete`)."""
         with self._lock:
             commands, prompt = self._commands, self._prompt
         two_pass = self.settings.short_first_pass
-        text, asr_ms = self._transcribe(audio, prompt, short=two_pass)
+        first = reuse or self._first_pass(audio, prompt)
+        reused = reuse is not None
+        asr_ms = first.asr_ms
+        text = first.text
         match, match_ms = self._match(commands, text)
         if not two_pass:
-            return Recognition(text, match, "full", asr_ms, match_ms, 1)
+            return Recognition(text, match, "full", asr_ms, match_ms, 1, reused)
         if match is not None and match.exact:
-            return Recognition(text, match, "short", asr_ms, match_ms, 1)
+            return Recognition(text, match, "short", asr_ms, match_ms, 1, reused)
         # Not exactly a command: maybe the short context misheard; ask the full window.
-        first = text
         text, more_ms = self._transcribe(audio, None, short=False)
-        if text != first:
+        if text != first.text:
             match, more_match_ms = self._match(commands, text)
             match_ms += more_match_ms
-        log.debug("second pass over the full window: %r -> %r", first, text)
-        return Recognition(text, match, "full", asr_ms + more_ms, match_ms, 2)
+        log.debug("second pass over the full window: %r -> %r", first.text, text)
+        return Recognition(text, match, "full", asr_ms + more_ms, match_ms, 2, reused)
+
+    def complete(self, audio: np.ndarray) -> tuple[Recognition | None, FirstPass]:
+        """Is the speech so far (at a pause) a whole command? One first pass decides: a
+        Recognition when its text is exactly a command that no longer command of the grammar
+        extends ("turn off the kitchen lights"; not "turn off the kitchen", nor "stop", which
+        "stop the timer" extends), else None. The first pass comes back for reuse either way."""
+        with self._lock:
+            commands, prompt = self._commands, self._prompt
+        first = self._first_pass(audio, prompt)
+        match, match_ms = self._match(commands, first.text)
+        if match is None or not match.exact:
+            return None, first
+        try:
+            more = commands.can_continue(first.text)
+        except Exception as exc:  # noqa: BLE001
+            raise RecognitionError("match", exc) from exc
+        if more:
+            return None, first
+        path = "short" if self.settings.short_first_pass else "full"
+        return Recognition(first.text, match, path, first.asr_ms, match_ms, 1), first
+
+    def _first_pass(self, audio: np.ndarray, prompt: str | None) -> FirstPass:
+        text, asr_ms = self._transcribe(audio, prompt, short=self.settings.short_first_pass)
+        return FirstPass(text, asr_ms)
 
     def _transcribe(self, audio: np.ndarray, prompt: str | None, *, short: bool) -> tuple[str, float]:
         try:

@@ -49,7 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "first pass checked against the commands")
     listen.add_argument("--no-prompt", action="store_true", help="do not give Whisper the commands' vocabulary")
     listen.add_argument("--silence", type=float, metavar="SECONDS",
-                        help="silence that ends a command (default 0.7; 0.25 answers faster but may cut slow speakers)")
+                        help="silence that ends any command (default 0.7; 0.25 answers faster but may cut slow speakers)")
+    listen.add_argument("--pause", type=float, metavar="SECONDS",
+                        help="silence after which a command that is complete (no longer command extends it) is "
+                             "acted on at once (default 0.21; 0 waits for --silence every time)")
     listen.add_argument("--events", choices=("text", "jsonl"), default="text", help="event output on stdout")
     speak = listen.add_mutually_exclusive_group()
     speak.add_argument("--no-speak", action="store_true", help="print replies only")
@@ -127,7 +130,7 @@ def run_listen(args: argparse.Namespace) -> int:
                                            cancel=speaker.stop if speaker is not None else (lambda: None))
     recognizer = assemble.build_recognizer(
         asr, commands, RecognizerSettings(short_first_pass=not args.full_context, vocabulary_prompt=not args.no_prompt))
-    segmenter = SegmenterSettings() if args.silence is None else SegmenterSettings(silence_seconds=args.silence)
+    segmenter = SegmenterSettings().windows(silence=args.silence, pause=args.pause)
     loop = assemble.build_loop(source, recognizer, dispatcher, speaker=speaker, on_event=emit,
                                settings=LoopSettings(segmenter=segmenter))
     if getattr(source, "realtime", False):
@@ -250,7 +253,8 @@ def _describe(event: dict) -> str | None:
         return f"[{event['start']:7.2f}s] heard: {event['text']}  ({event['asr_ms']:.0f} ms)"
     if kind == "intent":
         slots = ", ".join(f"{k}={v!r}" for k, v in event["slots"].items())
-        return f"           -> {event['intent']}{' (' + slots + ')' if slots else ''}  ({event['latency_ms']:.0f} ms after speech)"
+        waited = f"{event['eos_to_action_ms']:.0f} ms after you stopped" + (", at the first pause" if event.get("early") else "")
+        return f"           -> {event['intent']}{' (' + slots + ')' if slots else ''}  ({waited})"
     if kind == "no-match":
         return "           -> (no command matches)"
     if kind == "handler" and not event["ok"]:

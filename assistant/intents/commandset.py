@@ -29,7 +29,7 @@ from assistant.intents.model import IntentMatch, IntentSpec
 from assistant.intents.nearmiss import LIGHT_WORDS, MIN_MATCHED, best_near_miss
 from assistant.intents.normalize import candidates, percent_as_word, strip_fillers
 from assistant.intents.ranges import range_slots, range_value, tidy_number, warm_number_words
-from assistant.intents.wordgraph import WORD, WordGraph, build_word_graph, slot_words, tokenize
+from assistant.intents.wordgraph import WORD, WordGraph, build_word_graph, continues, slot_words, tokenize
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 # Voice commands are short; a transcript longer than this is not "a command with one slip".
@@ -101,6 +101,13 @@ class CommandSet:
         if exact is not None:
             return exact
         return self.match_near(text, context)
+
+    def can_continue(self, text: str) -> bool:
+        """Whether a longer sentence of the grammar begins with `text` ("turn off the kitchen"
+        can go on, "turn off the kitchen lights" cannot): the listen loop closes a command at
+        its first pause only when it cannot. Fillers are dropped first, as for matching."""
+        words = tokenize(percent_as_word(strip_fillers(text, self._vocabulary_set)))
+        return any(continues(graph, words) for _, graph in self._graphs)
 
     def vocabulary(self) -> list[str]:
         """Distinct words of the grammar and its list values (for Whisper's prompt)."""

@@ -333,3 +333,37 @@ def slot_words(slot_lists: dict[str, SlotList], language: str) -> set[str]:
                 for phrase in matcher.phrases:
                     words.update(phrase)
     return words
+
+
+def continues(graph: WordGraph, words: list[str]) -> bool:
+    """True when `words` can be the beginning of a longer sentence of this template.
+
+    That is: after the words the grammar has more to say (a word, a slot), or the words end
+    part-way through a list value or a number ("living" of "living room", "twenty" of "twenty
+    five"), or inside a wildcard that ends the template ("remind me to {task}" may go on). A
+    wildcard in the middle is taken to end where the template's next words begin, as the exact
+    match that preceded this question read it; otherwise every sentence with a wildcard could
+    "go on" by repeating its own tail.
+    """
+    n = len(words)
+    reach: list[set[int]] = [set() for _ in range(n + 1)]
+    reach[0].add(graph.start)
+    for i in range(n + 1):
+        reach[i] = set(_eps_closure(graph.edges, reach[i]))
+        for node in reach[i]:
+            for edge in graph.edges[node]:
+                if edge.kind == WORD:
+                    if i < n and edge.key == words[i]:
+                        reach[i + 1].add(edge.dst)
+                elif edge.kind == WILD:
+                    for j in range(i + 1, n):
+                        reach[j].add(edge.dst)
+                    if i < n and graph.end in _eps_closure(graph.edges, {edge.dst}):
+                        return True
+                elif edge.slot is not None and i < n:
+                    for end in edge.slot.spans(words, i):
+                        reach[end].add(edge.dst)
+                    rest = tuple(words[i:])
+                    if any(len(phrase) > len(rest) and phrase[: len(rest)] == rest for phrase in edge.slot.phrases):
+                        return True
+    return any(edge.kind != EPS for node in reach[n] for edge in graph.edges[node])

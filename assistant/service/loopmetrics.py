@@ -71,6 +71,9 @@ class LoopMetrics:
         elif kind == "intent":
             metrics.observe_stage("match", now - self._event_at)
             metrics.intents.inc(intent=str(event.get("intent")), source="loop")
+            if "eos_to_action_ms" in event:
+                metrics.speech_end_to_action.observe(float(event["eos_to_action_ms"]) / 1000.0,
+                                                     closed="pause" if event.get("early") else "silence")
             self._event_at = now
         elif kind == "no-match":
             metrics.observe_stage("match", now - self._event_at)

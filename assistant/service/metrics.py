@@ -163,6 +163,10 @@ class ServiceMetrics:
         add = self.registry.add
         self.stage_seconds: Histogram = add(Histogram(  # type: ignore[assignment]
             "assistant_stage_seconds", "Latency of each pipeline stage (vad, asr, match, handler, tts).", ("stage",)))
+        self.speech_end_to_action: Histogram = add(Histogram(  # type: ignore[assignment]
+            "assistant_speech_end_to_action_seconds",
+            "What a person waits: end of speech to the handler's start, the closing silence included; "
+            "closed=pause (a complete command, at its first pause) or silence (the long window).", ("closed",)))
         self.intents: Counter = add(Counter(  # type: ignore[assignment]
             "assistant_intents_total", "Recognised intents, by intent and source (loop or api).", ("intent", "source")))
         self.no_match: Counter = add(Counter(  # type: ignore[assignment]

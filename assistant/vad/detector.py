@@ -9,7 +9,7 @@ import numpy as np
 import webrtcvad
 
 from assistant.audio.format import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, pcm16_to_float
-from assistant.vad.segmenter import Segmenter, SpeechEnded, SpeechStarted
+from assistant.vad.segmenter import Segmenter, SpeechEnded, SpeechPaused, SpeechStarted
 from assistant.vad.settings import SegmenterSettings, to_frames
 
 FRAME_SECONDS = FRAME_MS / 1000
@@ -23,8 +23,9 @@ class SpeechSegment:
     start / end: stream seconds of its first speech frame and one past its last (the silence
     that closed it excluded, so "end of speech -> handler" latency can leave it out).
     audio: float32 16 kHz mono from preroll before `start` to postroll after `end`.
-    ended_at: stream seconds when the segment was closed (end + the silence window).
-    reason: "silence", "max_length" or "end_of_input".
+    ended_at: stream seconds when the segment was closed (end + the silence window, or the
+    pause at which it was found complete).
+    reason: "silence", "complete", "max_length" or "end_of_input".
     """
 
     start: float
@@ -36,6 +37,26 @@ class SpeechSegment:
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+
+@dataclass
+class SpeechPause:
+    """The command so far, at its first pause (`pause_seconds` of silence): what a speculative
+    recognition hears. `key` names the command and the speech in it; the segment the long
+    window would close has the same key (and audio) when no speech followed the pause."""
+
+    start: float
+    end: float
+    audio: np.ndarray = field(repr=False)
+    paused_at: float = 0.0
+    """Stream seconds of the pause (end + pause_seconds)."""
+    key: tuple[int, int] = (0, 0)
+    """(first speech frame, one past the last): equal keys mean equal audio."""
+
+
+def segment_key(segment: SpeechSegment) -> tuple[int, int]:
+    """The `SpeechPause.key` of the command this segment closed."""
+    return round(segment.start / FRAME_SECONDS), round(segment.end / FRAME_SECONDS)
 
 
 class VadSegmenter:
@@ -77,8 +98,9 @@ class VadSegmenter:
             raise ValueError(f"a frame must be {FRAME_BYTES} bytes (30 ms s16le 16 kHz mono), got {len(frame)}")
         return self._vad.is_speech(frame, SAMPLE_RATE)
 
-    def feed(self, frame: bytes, muted: bool = False) -> SpeechSegment | None:
-        """One 30 ms frame in; a finished segment out when this frame closed one."""
+    def feed(self, frame: bytes, muted: bool = False) -> SpeechSegment | SpeechPause | None:
+        """One 30 ms frame in; a finished segment out when this frame closed one, the command so
+        far when this frame made the first pause in it."""
         speech = False if muted else self.is_speech(frame)
         events = self.segmenter.process(speech, muted=muted)
         kept = _SILENT_FRAME if self.segmenter.ignoring else frame
@@ -95,9 +117,19 @@ class VadSegmenter:
                 first = max(self._recent_first, event.start_frame - self.preroll_frames)
                 self._segment = list(self._recent)[first - self._recent_first :]
                 self._segment_first = first
+            elif isinstance(event, SpeechPaused):
+                result = self._pause(event, index)
             elif isinstance(event, SpeechEnded):
                 result = self._finish(event, index)
         return result
+
+    def complete(self, pause: SpeechPause) -> SpeechSegment | None:
+        """The command of `pause` was found complete (and acted on): end it at that pause. None
+        when it has already ended (the long window, or the input ran out)."""
+        for event in self.segmenter.complete(*pause.key):
+            if isinstance(event, SpeechEnded):
+                return self._finish(event, self.segmenter.frame_index - 1)
+        return None
 
     def flush(self) -> SpeechSegment | None:
         """End of input: the command in progress, if any, as a segment."""
@@ -106,6 +138,16 @@ class VadSegmenter:
             if isinstance(event, SpeechEnded):
                 return self._finish(event, self.segmenter.frame_index - 1)
         return None
+
+    def _pause(self, event: SpeechPaused, index: int) -> SpeechPause:
+        stop = min(event.end_frame + self.postroll_frames, index + 1) - self._segment_first
+        return SpeechPause(
+            start=event.start_frame * FRAME_SECONDS,
+            end=event.end_frame * FRAME_SECONDS,
+            audio=pcm16_to_float(b"".join((self._segment or [])[:stop])),
+            paused_at=(index + 1) * FRAME_SECONDS,
+            key=(event.start_frame, event.end_frame),
+        )
 
     def _finish(self, event: SpeechEnded, index: int) -> SpeechSegment:
         frames = self._segment or []

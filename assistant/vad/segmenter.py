@@ -1,7 +1,10 @@
 """The end-of-speech state machine: booleans in, events out.
 
 Pure on purpose (no audio, no clock, no VAD): each setting can be tested with a list of
-"this frame is speech" values, like Home Assistant's VoiceCommandSegmenter. Frames are
+"this frame is speech" values, like Home Assistant's VoiceCommandSegmenter. Whether what was
+said so far is a complete command is an input too (`complete()`), not a dependency on a model:
+at the first pause (`SpeechPaused`) the caller may recognise the command so far and, when it is
+complete, end it at once instead of waiting for the long silence window. Frames are
 numbered from 0 in the order `process` sees them; events carry frame numbers, and the caller
 turns them into seconds and audio.
 """
@@ -26,7 +29,8 @@ class SpeechStarted:
 class SpeechEnded:
     """A command ended. `end_frame` is one past its last speech frame (the silence that ended
     it is not part of it); `closed_frame` is the frame at which it was decided. `reason`:
-    "silence", "max_length" (cut at max_seconds) or "end_of_input" (flush)."""
+    "silence", "complete" (the caller said so at a pause), "max_length" (cut at max_seconds)
+    or "end_of_input" (flush)."""
 
     start_frame: int
     end_frame: int
@@ -34,7 +38,18 @@ class SpeechEnded:
     reason: str
 
 
-Event = SpeechStarted | SpeechEnded
+@dataclass(frozen=True)
+class SpeechPaused:
+    """The command has been silent for `pause_seconds`: a good moment to ask whether it is
+    complete. `end_frame` is one past its last speech frame; `frame` the frame of the pause.
+    Sent once per pause (again only after speech resumes and pauses again)."""
+
+    start_frame: int
+    end_frame: int
+    frame: int
+
+
+Event = SpeechStarted | SpeechPaused | SpeechEnded
 
 
 class Segmenter:
@@ -46,6 +61,7 @@ class Segmenter:
         self.speech_frames = max(1, to_frames(settings.speech_seconds, frame_seconds))
         self.gap_frames = to_frames(settings.gap_seconds, frame_seconds)
         self.silence_frames = max(1, to_frames(settings.silence_seconds, frame_seconds))
+        self.pause_frames = to_frames(settings.pause_seconds, frame_seconds)
         self.blip_frames = to_frames(settings.blip_seconds, frame_seconds)
         self.max_frames = max(self.speech_frames, to_frames(settings.max_seconds, frame_seconds))
         self.min_frames = to_frames(settings.min_seconds, frame_seconds)
@@ -80,6 +96,15 @@ class Segmenter:
         if not self.in_command:
             return self._before_command(index, speech)
         return self._in_command(index, speech)
+
+    def complete(self, start_frame: int, end_frame: int) -> list[Event]:
+        """The caller found the command that started at `start_frame`, up to `end_frame`,
+        complete (and acted on it): it ends there, with reason "complete". Speech heard since
+        that pause is cut off with it (what was acted on must not be heard again); a command that
+        already ended, or another one, is left alone."""
+        if not self.in_command or self._start != start_frame or end_frame > self._last_speech_end:
+            return []
+        return [self._end(end_frame, self.frame_index - 1, "complete")]
 
     def flush(self) -> list[Event]:
         """End of input: a command in progress ends at its last speech frame."""
@@ -117,6 +142,8 @@ class Segmenter:
             return [self._end(index + 1, index, "max_length")]
         if self._silence >= self.silence_frames and length >= self.min_frames:
             return [self._end(self._last_speech_end, index, "silence")]
+        if self.pause_frames and self._silence == self.pause_frames:
+            return [SpeechPaused(self._start, self._last_speech_end, index)]
         return []
 
     def _end(self, end_frame: int, closed_frame: int, reason: str) -> SpeechEnded:

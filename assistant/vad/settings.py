@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,16 @@ class SegmenterSettings:
     (webrtcvad drops a frame or two inside words, e.g. between the 's' and 'top' of "stop")."""
 
     silence_seconds: float = 0.7
-    """Silence that ends a command. 0.25 s answers faster but may cut slow speakers; 1.25 s
-    suits people who pause while they think."""
+    """The long window: silence that ends a command whatever was said. 0.25 s answers faster
+    but may cut slow speakers; 1.25 s suits people who pause while they think."""
+
+    pause_seconds: float = 0.21
+    """The short window: silence after which the command so far is recognised speculatively.
+    When that is a complete command of the grammar that no longer command extends ("turn off
+    the kitchen lights"), it is closed and acted on at once instead of after `silence_seconds`;
+    otherwise ("set a timer for ...") the command stays open. At least `postroll_seconds`, so
+    the speculative audio is the audio the long window would cut (and its recognition is reused).
+    0 turns speculation off."""
 
     blip_seconds: float = 0.06
     """Speech this short inside the closing silence counts as silence, so a click or a burst of
@@ -59,8 +67,21 @@ class SegmenterSettings:
         for name in ("gap_seconds", "blip_seconds", "preroll_seconds", "postroll_seconds", "min_seconds", "mute_tail_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)!r}")
+        if self.pause_seconds < 0:
+            raise ValueError(f"pause_seconds must not be negative, got {self.pause_seconds!r}")
+        if self.pause_seconds >= self.silence_seconds:
+            raise ValueError(f"pause_seconds ({self.pause_seconds}) must be shorter than silence_seconds ({self.silence_seconds})")
         if self.max_seconds < self.speech_seconds:
             raise ValueError(f"max_seconds ({self.max_seconds}) is shorter than speech_seconds ({self.speech_seconds})")
+
+
+    def windows(self, *, silence: float | None = None, pause: float | None = None) -> SegmenterSettings:
+        """These settings with another long (`silence`) and/or short (`pause`) window; a long
+        window given alone keeps the short one below it (at most half of it)."""
+        silence = self.silence_seconds if silence is None else silence
+        if pause is None:
+            pause = min(self.pause_seconds, silence / 2)
+        return replace(self, silence_seconds=silence, pause_seconds=pause)
 
 
 def to_frames(seconds: float, frame_seconds: float) -> int:
