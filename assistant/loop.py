@@ -210,9 +210,9 @@ class ListenLoop:
             finally:
                 self.stats.frames += 1
                 self.stats.vad_ms += (time.perf_counter() - started) * 1000
-            if isinstance(out, SpeechPause):
-                self._put(_Speculative(out, time.perf_counter()), realtime)
-            elif out is not None:
+            if segmenter.paused is not None:
+                self._put(_Speculative(segmenter.paused, time.perf_counter()), realtime)
+            if out is not None:
                 self._enqueue(out, realtime)
         if not self._stopping.is_set():
             segment = segmenter.flush()

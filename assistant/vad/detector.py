@@ -81,6 +81,8 @@ class VadSegmenter:
         self._recent_first = 0  # frame number of _recent[0]
         self._segment: list[bytes] | None = None
         self._segment_first = 0  # frame number of _segment[0]
+        self.paused: SpeechPause | None = None
+        """The command so far when the last frame fed made its first pause (else None)."""
 
     @property
     def in_speech(self) -> bool:
@@ -98,9 +100,9 @@ class VadSegmenter:
             raise ValueError(f"a frame must be {FRAME_BYTES} bytes (30 ms s16le 16 kHz mono), got {len(frame)}")
         return self._vad.is_speech(frame, SAMPLE_RATE)
 
-    def feed(self, frame: bytes, muted: bool = False) -> SpeechSegment | SpeechPause | None:
-        """One 30 ms frame in; a finished segment out when this frame closed one, the command so
-        far when this frame made the first pause in it."""
+    def feed(self, frame: bytes, muted: bool = False) -> SpeechSegment | None:
+        """One 30 ms frame in; a finished segment out when this frame closed one. When this frame
+        made the first pause in a command, `paused` holds the command so far until the next frame."""
         speech = False if muted else self.is_speech(frame)
         events = self.segmenter.process(speech, muted=muted)
         kept = _SILENT_FRAME if self.segmenter.ignoring else frame
@@ -112,13 +114,14 @@ class VadSegmenter:
                 self._recent_first += 1
             self._recent.append(kept)
         result = None
+        self.paused = None
         for event in events:
             if isinstance(event, SpeechStarted):
                 first = max(self._recent_first, event.start_frame - self.preroll_frames)
                 self._segment = list(self._recent)[first - self._recent_first :]
                 self._segment_first = first
             elif isinstance(event, SpeechPaused):
-                result = self._pause(event, index)
+                self.paused = self._pause(event, index)
             elif isinstance(event, SpeechEnded):
                 result = self._finish(event, index)
         return result
