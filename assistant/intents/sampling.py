@@ -70,19 +70,20 @@ def _walk(
     rng: random.Random,
     language: str,
     depth: int,
+    fillers: tuple[str, ...] = WILDCARD_FILLERS,
 ) -> str:
     if isinstance(expression, TextChunk):
         return expression.original_text
     if isinstance(expression, Alternative):
-        return _walk(rng.choice(expression.items), slot_lists, rules, rng, language, depth)
+        return _walk(rng.choice(expression.items), slot_lists, rules, rng, language, depth, fillers)
     if isinstance(expression, Permutation):
         items = list(expression.items)
         rng.shuffle(items)
-        return "".join(_walk(item, slot_lists, rules, rng, language, depth) for item in items)
+        return "".join(_walk(item, slot_lists, rules, rng, language, depth, fillers) for item in items)
     if isinstance(expression, Sequence):
-        return "".join(_walk(item, slot_lists, rules, rng, language, depth) for item in expression.items)
+        return "".join(_walk(item, slot_lists, rules, rng, language, depth, fillers) for item in expression.items)
     if isinstance(expression, RuleReference):
-        return _walk(rules[expression.rule_name].expression, slot_lists, rules, rng, language, depth + 1)
+        return _walk(rules[expression.rule_name].expression, slot_lists, rules, rng, language, depth + 1, fillers)
     if isinstance(expression, ListReference):
         slot_list = slot_lists.get(expression.list_name)
         if slot_list is None and expression.is_inline_range:
@@ -90,7 +91,7 @@ def _walk(
             slot_list = RangeSlotList(name=expression.list_name, start=start, stop=stop, step=step)
         if isinstance(slot_list, TextSlotList):
             value = rng.choice(slot_list.values)
-            return _OPEN + _walk(value.text_in, slot_lists, rules, rng, language, depth + 1) + _CLOSE
+            return _OPEN + _walk(value.text_in, slot_lists, rules, rng, language, depth + 1, fillers) + _CLOSE
         if isinstance(slot_list, RangeSlotList):
             number = rng.choice(list(slot_list.get_numbers()))
             spelled = number_words(number, slot_list.words_language or language) if slot_list.words else None
@@ -98,7 +99,7 @@ def _walk(
                 return _OPEN + spelled + _CLOSE
             return _OPEN + str(number) + _CLOSE
         if isinstance(slot_list, WildcardSlotList):
-            return _OPEN + rng.choice(WILDCARD_FILLERS) + _CLOSE
+            return _OPEN + rng.choice(fillers) + _CLOSE
         raise KeyError(f"no list {expression.list_name!r} to sample from")
     raise ValueError(f"unexpected expression {expression!r}")
 
@@ -126,8 +127,15 @@ def sample_intents(
     extra_lists: Mapping[str, SlotList] | None = None,
     per_template: int = 2,
     seed: int = 0,
+    wildcard_fillers: tuple[str, ...] = WILDCARD_FILLERS,
 ) -> Iterator[Sample]:
-    """`per_template` random sentences for every template of every intent."""
+    """`per_template` random sentences for every template of every intent.
+
+    `wildcard_fillers` are the words a wildcard slot gets; a benchmark passes its own so that
+    its sentences stay apart from the tests' (never tune on what you measure).
+    """
+    if not wildcard_fillers:
+        raise ValueError("wildcard_fillers must hold at least one filler")
     rng = random.Random(seed)
     base_lists = {**intents.slot_lists, **(extra_lists or {})}
     for intent in intents.intents.values():
@@ -136,5 +144,5 @@ def sample_intents(
             rules = {**intents.expansion_rules, **block.expansion_rules}
             for sentence in block.sentences:
                 for _ in range(per_template):
-                    text, slot_indices = _unmark(_walk(sentence.expression, lists, rules, rng, intents.language, 0))
+                    text, slot_indices = _unmark(_walk(sentence.expression, lists, rules, rng, intents.language, 0, wildcard_fillers))
                     yield Sample(intent=intent.name, text=text, template=sentence.text or "", slot_words=slot_indices)
