@@ -15,7 +15,7 @@ clip's outcome.
 
 `--recognition free,guided` runs each path on every clip in turn (interleaved, so the load on
 this shared machine slows both alike) and prints them side by side. The path is handed to the
-loop as `LoopSettings(recognition=...)` once that option exists (issue 10); until then only
+recognizer as `RecognizerSettings(recognition=...)` once that option exists (issue 10); until then only
 `free` (today's policy: short-context pass, full window when not exactly a command) runs, and
 asking for `guided` says so and exits.
 
@@ -205,25 +205,25 @@ FRAME_S = 0.03
 
 
 def recognition_option_exists() -> bool:
-    """True once the loop takes a recognition path (issue 10's `LoopSettings.recognition`)."""
+    """True once the recognizer takes a recognition path (issue 10's `RecognizerSettings.recognition`)."""
     import dataclasses
 
-    from assistant.loop import LoopSettings
+    from assistant.asr.recognizer import RecognizerSettings
 
-    return "recognition" in {f.name for f in dataclasses.fields(LoopSettings)}
+    return "recognition" in {f.name for f in dataclasses.fields(RecognizerSettings)}
 
 
-def loop_settings(recognition: str):
-    """The loop's settings for a recognition path: passed through when the option exists;
-    without it only "free" (today's policy) can run."""
-    from assistant.loop import LoopSettings
+def recognizer_settings(recognition: str):
+    """The recognizer's settings for a recognition path: passed through when the option exists;
+    without it only "free" (today's two-pass policy) can run."""
+    from assistant.asr.recognizer import RecognizerSettings
 
     if recognition_option_exists():
-        return LoopSettings(recognition=recognition)  # type: ignore[call-arg]
+        return RecognizerSettings(recognition=recognition)  # type: ignore[call-arg]
     if recognition != "free":
         raise SystemExit(f"--recognition {recognition}: this tree has no guided path yet "
-                         "(LoopSettings has no 'recognition' option); run with --recognition free")
-    return LoopSettings()
+                         "(RecognizerSettings has no 'recognition' option); run with --recognition free")
+    return RecognizerSettings()
 
 
 class ClipSource:
@@ -278,6 +278,7 @@ class RecordingDispatcher:
 
 def run_clip(item, asr, commands, recognition: str, realtime: bool) -> dict:
     """One clip through a fresh ListenLoop: what fired, Whisper time, end of speech -> handler."""
+    from assistant.asr.recognizer import Recognizer
     from assistant.loop import ListenLoop
 
     source = ClipSource(item.audio(), realtime)
@@ -296,7 +297,8 @@ def run_clip(item, asr, commands, recognition: str, realtime: bool) -> dict:
         elif kind == "intent":
             latencies[dispatcher.segment] = event["latency_ms"]
 
-    loop = ListenLoop(source, asr, commands, dispatcher, settings=loop_settings(recognition), on_event=on_event)
+    recognizer = Recognizer(asr, commands, recognizer_settings(recognition))
+    loop = ListenLoop(source, recognizer, dispatcher, on_event=on_event)
     cpu = time.process_time()
     loop.run()
     cpu = time.process_time() - cpu
@@ -468,7 +470,7 @@ def assistant_listen_rss(items: list, checkpoint: Path, recognition: str) -> tup
         wav = Path(folder) / "commands.wav"
         write_wav(wav, np.concatenate([clip.audio() for clip in clips]), 16000)
         command = [sys.executable, "-c", PEAK_RSS_WRAPPER, "listen", "--input", str(wav), "--model", str(checkpoint),
-                   "--asr-device", "cpu", "--commands", str(ROOT / "commands.yaml"), "--no-speak", "--events", "jsonl"]
+                   "--compute-device", "cpu", "--commands", str(ROOT / "commands.yaml"), "--no-speak", "--events", "jsonl"]
         if recognition_option_exists():
             command += ["--recognition", recognition]
         env = {**os.environ, "ASSISTANT_HOME": folder, "PYTHONPATH": str(ROOT)}
@@ -491,7 +493,7 @@ def speech_set(args: argparse.Namespace) -> int:
     if unknown or not recognitions:
         raise SystemExit(f"--recognition takes {', '.join(RECOGNITIONS)} (comma-separated), got {args.recognition!r}")
     for recognition in recognitions:
-        loop_settings(recognition)  # refuses "guided" before anything heavy is loaded, while it does not exist
+        recognizer_settings(recognition)  # refuses "guided" before anything heavy is loaded, while it does not exist
     sizes = speechset.QUICK if args.quick else speechset.FULL
     if not (speechset.cached_folder(sizes) / "manifest.json").is_file():
         # built in a child process: Piper loaded here would count in this process's peak RSS
