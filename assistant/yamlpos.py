@@ -114,7 +114,11 @@ def load_yaml(path: Path) -> Any:
         raise CommandsError(path, 1, 1, f"cannot read file: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise CommandsError(path, 1, 1, f"not UTF-8 text: {exc.reason}") from exc
-    loader = _PosLoader(text)
+    try:
+        # The reader checks the characters as the loader is built: a control character fails here.
+        loader = _PosLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(path, text, exc) from exc
     loader.name = str(path)
     try:
         return loader.get_single_data()
@@ -122,5 +126,15 @@ def load_yaml(path: Path) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise CommandsError(path, line, column, f"YAML syntax error: {exc.problem or exc.context}") from exc
+    except yaml.reader.ReaderError as exc:  # met later in a long file (the reader works in blocks)
+        raise _reader_error(path, text, exc) from exc
     finally:
         loader.dispose()
+
+
+def _reader_error(path: Path, text: str, exc: yaml.reader.ReaderError) -> CommandsError:
+    """PyYAML reports a forbidden character by its offset only: turn it into a line and column."""
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+    return CommandsError(path, line, column, f"character U+{exc.character:04X} is not allowed in YAML "
+                                             "(write it as an escape inside a double-quoted string)")

@@ -1,10 +1,39 @@
-"""Suite-wide isolation: what one test changes in process-wide state must not decide another's result."""
+"""Suite-wide settings: isolation between tests, and the hypothesis profiles of the fuzz tests.
+
+Hypothesis profiles (tests/test_fuzz.py):
+
+    pytest tests/test_fuzz.py                              # "default": small, derandomized, part of the suite
+    pytest tests/test_fuzz.py --hypothesis-profile=long    # thousands of inputs per target, random seed
+    pytest tests/test_fuzz.py --hypothesis-profile=long --hypothesis-show-statistics   # inputs tried per target
+
+The 2 s deadline is the property "never more than 2 s per input" (parsers and matchers must stay
+bounded on hostile input); the default profile is derandomized so the suite is deterministic.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default",
+    max_examples=100,
+    deadline=timedelta(seconds=2),
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    print_blob=True,
+)
+settings.register_profile(
+    "long",
+    max_examples=2000,
+    deadline=timedelta(seconds=2),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    print_blob=True,
+)
+settings.load_profile("default")
 
 
 @pytest.fixture(autouse=True)

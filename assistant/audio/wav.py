@@ -105,7 +105,8 @@ def _decode(name: str, data: bytes, fmt: tuple[int, int, int, int, int]) -> tupl
     usable = len(data) - len(data) % block_align
     data = data[:usable]
     if tag == _FLOAT:
-        samples = np.frombuffer(data, dtype="<f4" if bits == 32 else "<f8").astype(np.float32)
+        with np.errstate(over="ignore"):  # a 64-bit value beyond float32 becomes inf: refused below
+            samples = np.frombuffer(data, dtype="<f4" if bits == 32 else "<f8").astype(np.float32)
         if not np.all(np.isfinite(samples)):
             raise AudioFormatError(f"{name}: corrupt WAV: float samples that are NaN or infinite")
     elif bits == 8:

@@ -67,6 +67,9 @@ class RunHandler(HandlerSpec):
 
     def execute(self, slots: Mapping[str, Any], context: RunContext) -> dict[str, Any]:
         argv = self.argv(slots)
+        for index, arg in enumerate(argv):
+            if "\x00" in arg:  # the OS cannot pass one: say so instead of crashing in Popen
+                raise HandlerFailure(f"argument {index} of {self.program} contains a NUL byte (from a slot value?)")
         started = time.monotonic()
         try:
             proc = subprocess.Popen(

@@ -42,6 +42,8 @@ DATA_KEYS = (
 SHORTHAND_KEYS = DATA_KEYS + ("reply", "handler")
 LIST_KINDS = ("values", "range", "wildcard")
 RANGE_KEYS = ("from", "to", "step", "type", "fractions", "multiplier", "digits", "words", "words_language")
+MAX_RANGE_NUMBERS = 10_000
+"""Most numbers one range may hold (each is spelled out at load; 10,000 take ~0.4 s)."""
 VALUE_KEYS = ("in", "out", "context", "metadata")
 SETTINGS_KEYS = ("ignore_whitespace", "filter_with_regex")
 
@@ -306,6 +308,12 @@ class _Loader:
                 raise self.error(self.value_pos(rng, "step"), f"'step' must be positive, got {step}")
         if rng["from"] > rng["to"]:
             raise self.error(self.value_pos(rng, "from"), f"range 'from' ({rng['from']}) is greater than 'to' ({rng['to']})")
+        count = (rng["to"] - rng["from"]) // rng.get("step", 1) + 1
+        count *= {"halves": 2, "tenths": 10}.get(rng.get("fractions"), 1)
+        if count > MAX_RANGE_NUMBERS:
+            # Every number of a range gets its spoken forms at load: a billion would never finish.
+            raise self.error(self.value_pos(rng, "to"), f"range of list {name!r} has {count} numbers; at most "
+                                                        f"{MAX_RANGE_NUMBERS} (use a larger 'step' or a wildcard)")
         if "multiplier" in rng:
             self.expect(rng, "multiplier", (int, float), "a number")
         choices = {"type": ("number", "percentage", "temperature"), "fractions": ("halves", "tenths")}

@@ -39,6 +39,8 @@ from assistant.tts.base import TTSUnavailable
 
 log = logging.getLogger(__name__)
 
+MIN_RATE, MAX_RATE = 4000, 384_000
+"""Sample rates /v1/transcribe accepts (telephone to studio; anything else is a broken header)."""
 WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
 
 
@@ -229,10 +231,8 @@ class _Handlers:
         if self.backend.transcribe is None:
             raise ApiError(503, "unavailable", "speech recognition is not loaded in this service")
         body = await self._body(request, self.settings.max_audio_bytes, WAV_TYPES, what)
-        samples = await self._run(_decode_wav, body)
+        samples = await self._run(_decode_wav, body, self.settings.max_audio_seconds)
         seconds = len(samples) / SAMPLE_RATE
-        if seconds > self.settings.max_audio_seconds:
-            raise ApiError(413, "payload_too_large", f"{what}: {seconds:.1f} s of audio; the cap is {self.settings.max_audio_seconds:.0f} s")
         if seconds < 0.1:
             raise ApiError(422, "unprocessable", f"{what}: {seconds * 1000:.0f} ms of audio is too short to transcribe")
         prompt = request.query.get("prompt") or None
@@ -356,12 +356,22 @@ def _next_chunk(chunks: Iterator[Any]) -> Any:
     return next(chunks, None)
 
 
-def _decode_wav(body: bytes) -> np.ndarray:
-    """WAV bytes (any rate, channels, PCM/float layout) -> float32 16 kHz mono."""
+def _decode_wav(body: bytes, max_seconds: float) -> np.ndarray:
+    """WAV bytes (any rate, channels, PCM/float layout) -> float32 16 kHz mono.
+
+    The rate and the length are checked before resampling: a header claiming 1 Hz would make a
+    few kilobytes into hundreds of megabytes of 16 kHz samples (a 10 MB body into hundreds of GB).
+    """
+    what = "POST /v1/transcribe"
     try:
         samples, rate = decode_wav(body, "request body")
     except AudioFormatError as exc:
-        raise ApiError(400, "bad_request", f"POST /v1/transcribe: {exc}") from exc
+        raise ApiError(400, "bad_request", f"{what}: {exc}") from exc
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise ApiError(400, "bad_request", f"{what}: sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
+    seconds = len(samples) / rate
+    if seconds > max_seconds:
+        raise ApiError(413, "payload_too_large", f"{what}: {seconds:.1f} s of audio; the cap is {max_seconds:.0f} s")
     if rate != SAMPLE_RATE:
         samples = resample(samples, rate, SAMPLE_RATE)
     return np.ascontiguousarray(samples, dtype=np.float32)
