@@ -207,3 +207,28 @@ def test_state_file_checked_read_only_and_set_aside_files_reported(home: Path) -
     ok, aside = doctor.check_state()
     assert ok.status == OK
     assert aside.status == WARN and ".unreadable-" in aside.detail and aside.fix.startswith("look inside")
+
+
+def test_doctor_times_each_voice_and_says_which_speaks_live(tmp_path) -> None:
+    import time as _time
+
+    import numpy as np
+
+    from assistant.audio.clip import Audio
+    from assistant.service.doctor import OK, WARN, check_speed
+    from assistant.tts.speech import Speech, SpeechSettings
+
+    class Timed:
+        def __init__(self, name: str, rtf: float) -> None:
+            self.name, self.rtf = name, rtf
+
+        def synthesize(self, text, voice=None):
+            _time.sleep(0.25 * self.rtf)
+            return Audio(np.zeros(2000, np.float32), 8000)
+
+    engines = {"tortoise": Timed("tortoise", 2.0), "piper": Timed("piper", 0.0)}
+    speech = Speech(SpeechSettings(fallback=("tortoise", "piper"), cache=False),
+                    factories={n: (lambda e=e: e) for n, e in engines.items()})
+    findings = check_speed(speech)
+    assert [(f.status, f.detail.split(":")[0]) for f in findings] == [(WARN, "tortoise"), (OK, "piper")]
+    assert "piper speaks the others" in findings[0].detail and "GPU" in findings[0].fix

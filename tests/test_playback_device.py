@@ -254,7 +254,7 @@ class SlowToneSpeech:
     class stats:
         last_engine = "slow"
 
-    def stream(self, text, voice=None, engine=None):
+    def stream(self, text, voice=None, engine=None, live=False):
         for _ in range(self.CHUNKS):
             time.sleep(self.MAKE_SECONDS)
             yield tone(self.CHUNK_SECONDS)

@@ -117,6 +117,7 @@ def run_listen(args: argparse.Namespace) -> int:
         source.close()
         return 2
     if speaker is not None:  # pre-rendered with Whisper at hand, so the takes are self-checked
+        speaker.speech.measure_speeds()  # which voice keeps up for live replies
         assemble.enable_selfcheck(speaker.speech, asr)
         speaker.speech.prerender(commands.static_replies())
 

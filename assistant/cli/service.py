@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     doctor = subparsers.add_parser("doctor", help="check audio devices, models, voices, GPU and the service; say how to fix problems")
     doctor.add_argument("--commands", default=None, help="commands file to check (default as for serve)")
     doctor.add_argument("--no-checksums", action="store_true", help="skip hashing the (large) Tortoise weights")
+    doctor.add_argument("--no-speed", action="store_true",
+                        help="skip timing each voice (Tortoise takes a while on a CPU)")
     doctor.set_defaults(func=_doctor)
 
 
@@ -167,6 +169,7 @@ def _install(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from assistant.service.doctor import FAIL, default_checks, report, run_checks
 
-    findings = run_checks(default_checks(Path(args.commands or _default_commands()), checksums=not args.no_checksums))
+    findings = run_checks(default_checks(Path(args.commands or _default_commands()), checksums=not args.no_checksums,
+                                             speed=not args.no_speed))
     print(report(findings))
     return 1 if any(f.status == FAIL for f in findings) else 0

@@ -86,7 +86,7 @@ class Speaker:
         sized from the engine's measured speed once the first chunk shows which engine speaks."""
         framed = isinstance(self.player, ReplyPlayer)
         started = time.perf_counter()
-        chunks = iter(self.speech.stream(text, self.voice, self.engine))
+        chunks = iter(self.speech.stream(text, self.voice, self.engine, live=True))
         first = next(chunks, None)
         if first is None or not self._current(generation):
             return
@@ -94,7 +94,7 @@ class Speaker:
         stats = getattr(self.speech, "stats", None)
         engine = getattr(stats, "last_engine", None)
         if framed:
-            rtf = self.rates.get(engine)
+            rtf = self.rates.get(engine) or getattr(self.speech, "speeds", {}).get(engine)
             if rtf is None:  # nothing measured yet: what the first chunk took (set-up included)
                 rtf = (made - started) / max(first.duration, 1e-3)
             expected = max(expected_seconds(text, self.jitter), first.duration)

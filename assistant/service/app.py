@@ -207,6 +207,10 @@ class Service:
             engine = self.speech.stats.last_engine
             self.state.models["tts"] = {"loaded": True, "engine": engine, "unavailable": self.speech.unavailable,
                                         "warm_seconds": round(time.perf_counter() - started, 2)}
+            if self.speech.settings.live_policy == "keeps-up":  # which voice keeps up for live replies
+                rtf = self.speech.measure_speeds()
+                self.state.models["tts"].update(rtf={n: round(r, 3) for n, r in rtf.items()},
+                                                live_engine=self.speech.live_engine())
         except Exception as exc:  # noqa: BLE001 - no voice at all: keep listening, replies are logged
             log.error("no TTS engine works (%s); replies will only be logged", exc)
             self.state.record_error("tts", str(exc))

@@ -129,6 +129,27 @@ def check_fallback_voices() -> list[Finding]:
     return findings
 
 
+def check_speed(speech: object | None = None) -> list[Finding]:
+    """Each voice's real-time factor here, and which one speaks live replies that are not cached."""
+    from assistant.tts.speech import Speech, SpeechSettings
+
+    chosen: Speech = speech if isinstance(speech, Speech) else Speech(SpeechSettings(cache=False))
+    speeds = chosen.measure_speeds()
+    live = chosen.live_engine()
+    limit = chosen.settings.keep_up_rtf
+    findings = []
+    for name, rtf in speeds.items():
+        if rtf < limit:
+            findings.append(Finding("speed", OK, f"{name}: real-time factor {rtf:.2f} (keeps up: < {limit})"))
+        else:
+            findings.append(Finding("speed", WARN, f"{name}: real-time factor {rtf:.2f}: too slow for live replies "
+                                    f"here; it speaks pre-rendered and cached replies, {live or 'nothing'} speaks "
+                                    "the others", "a GPU (--device cuda) makes Tortoise keep up"))
+    if not speeds:
+        findings.append(Finding("speed", FAIL, "no TTS engine could be timed", "sudo apt-get install espeak-ng"))
+    return findings
+
+
 def check_gpu() -> list[Finding]:
     import torch
 
@@ -234,7 +255,7 @@ def check_state() -> list[Finding]:
     return findings
 
 
-def default_checks(commands: Path, checksums: bool = True) -> list[tuple[str, Check]]:
+def default_checks(commands: Path, checksums: bool = True, speed: bool = True) -> list[tuple[str, Check]]:
     return [
         ("dirs", check_dirs),
         ("state", check_state),
@@ -245,6 +266,7 @@ def default_checks(commands: Path, checksums: bool = True) -> list[tuple[str, Ch
         ("voices", check_voices),
         ("tts", check_fallback_voices),
         ("gpu", check_gpu),
+        *([("speed", check_speed)] if speed else []),
         ("service", check_service),
     ]
 

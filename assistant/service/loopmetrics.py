@@ -23,10 +23,10 @@ class TimedSpeech:
         self._speech = speech
         self._observe = observe
 
-    def stream(self, text: str, voice: str | None = None, engine: str | None = None) -> Iterator[Any]:
+    def stream(self, text: str, voice: str | None = None, engine: str | None = None, **options: Any) -> Iterator[Any]:
         started = time.perf_counter()
         first = True
-        for chunk in self._speech.stream(text, voice, engine):
+        for chunk in self._speech.stream(text, voice, engine, **options):
             if first:
                 self._observe(time.perf_counter() - started)
                 first = False

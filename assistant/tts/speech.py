@@ -3,6 +3,10 @@
 Everything that speaks (the `say` command, the listen loop, the HTTP API) goes through one
 `Speech`, so they share one warm engine per kind and one reply cache.
 
+Speed: `measure_speeds` times each engine on a short reply; a live reply that is not cached
+then uses the first engine that keeps up with real time (`SpeechSettings.live_policy`), while
+pre-rendered and cached replies keep the configured voice.
+
 Engine choice: `engine="auto"` walks the fallback chain (default tortoise -> piper -> espeak);
 naming an engine tries it first, then the rest of the chain. An engine that cannot be built
 (`TTSUnavailable`: Tortoise weights missing, piper-tts not installed, espeak-ng absent) is
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +33,7 @@ from assistant.tts.textnorm import normalize
 log = logging.getLogger(__name__)
 
 ENGINES = ("tortoise", "piper", "espeak")
+LIVE_POLICIES = ("keeps-up", "configured")
 
 EngineFactory = Callable[[], TTSEngine]
 
@@ -52,6 +58,17 @@ class SpeechSettings:
     """Self-check live replies too: better audio, but a reply waits for Whisper (and re-renders)."""
     check_threshold: float = 0.25
     check_tries: int = 3
+    live_policy: str = "keeps-up"
+    """How a live reply that is not in the cache picks its engine. "keeps-up": the first engine
+    of the chain whose measured real-time factor is below `keep_up_rtf` (the configured voice
+    when it is fast enough, e.g. Tortoise on a GPU; else a faster fallback, so the reply neither
+    starts late nor stutters). "configured": the first engine that runs, however slow.
+    Pre-rendered and cached replies always use the configured voice."""
+    keep_up_rtf: float = 0.7
+    """An engine keeps up when it makes one second of audio in less than this many seconds
+    (headroom: Whisper and the rest of the machine share the device)."""
+    speed_text: str = "Okay, the kitchen light is on."
+    """The short reply each engine says to measure its speed (`measure_speeds`)."""
 
     def __post_init__(self) -> None:
         unknown = [name for name in (self.engine, *self.fallback) if name != "auto" and name not in ENGINES]
@@ -59,6 +76,10 @@ class SpeechSettings:
             raise ValueError(f"unknown TTS engine(s) {', '.join(map(repr, unknown))}: use auto, {', '.join(ENGINES)}")
         if not self.fallback:
             raise ValueError("the TTS fallback chain is empty")
+        if self.live_policy not in LIVE_POLICIES:
+            raise ValueError(f"unknown live-reply policy {self.live_policy!r}: use {' or '.join(LIVE_POLICIES)}")
+        if self.keep_up_rtf <= 0:
+            raise ValueError(f"keep_up_rtf must be positive, got {self.keep_up_rtf}")
 
 
 def default_factories(settings: SpeechSettings) -> dict[str, EngineFactory]:
@@ -145,6 +166,8 @@ class Speech:
         self._unavailable: dict[str, str] = {}
         self._lock = threading.Lock()
         self._prerender_thread: threading.Thread | None = None
+        self.speeds: dict[str, float] = {}
+        """Engine -> real-time factor measured here (`measure_speeds`); drives the live policy."""
 
     def set_transcriber(self, transcriber: Transcriber) -> None:
         """Turn the self-check on with `transcriber` (Whisper is often loaded after Speech)."""
@@ -200,7 +223,59 @@ class Speech:
             raise ValueError(f"unknown TTS engine {chosen!r}: use auto, {', '.join(ENGINES)}")
         return [chosen, *(name for name in self.settings.fallback if name != chosen)]
 
-    def _candidates(self, text: str, voice: str | None, engine: str | None) -> Iterator[tuple[str, TTSEngine, str | None, CacheKey]]:
+    # -- speed and the live-reply policy ------------------------------------------------------
+
+    def measure_speeds(self, text: str | None = None) -> dict[str, float]:
+        """Each engine of the chain that runs here says a short text (once to warm up, once
+        timed); its real-time factor is recorded for the live policy and returned."""
+        text = text or self.settings.speed_text
+        for name in self.chain():
+            built = self.engine(name)
+            if built is None:
+                continue
+            try:
+                built.synthesize(text)
+                started = time.perf_counter()
+                audio = built.synthesize(text)
+                elapsed = time.perf_counter() - started
+            except (TTSUnavailable, RuntimeError, OSError) as exc:
+                self._engine_failed(name, exc)
+                continue
+            if audio.duration > 0:
+                with self._lock:
+                    self.speeds[name] = elapsed / audio.duration
+        log.info("TTS speed (real-time factor, < %.2f keeps up): %s; live replies not in the cache: %s",
+                 self.settings.keep_up_rtf, ", ".join(f"{n} {r:.2f}" for n, r in self.speeds.items()) or "none measured",
+                 self.live_engine() or "none")
+        return dict(self.speeds)
+
+    def keeps_up(self, name: str) -> bool | None:
+        """Whether `name` makes audio comfortably faster than real time; None: not measured."""
+        rtf = self.speeds.get(name)
+        return None if rtf is None else rtf < self.settings.keep_up_rtf
+
+    def live_order(self, engine: str | None = None) -> list[str]:
+        """Engines in the order a live reply not in the cache tries them. "keeps-up": those that
+        keep up first (chain order), then the others from the fastest (unmeasured ones last);
+        nothing measured, or "configured": the chain itself."""
+        chain = self.chain(engine)
+        if self.settings.live_policy == "configured" or not self.speeds:
+            return chain
+        fast = [name for name in chain if self.keeps_up(name)]
+        slow = sorted((name for name in chain if name not in fast), key=lambda n: self.speeds.get(n, float("inf")))
+        return fast + slow
+
+    def live_engine(self) -> str | None:
+        """The engine a live reply not in the cache uses now (None: none runs here)."""
+        for name in self.live_order():
+            if name not in self.unavailable and name in self._factories:
+                return name
+        return None
+
+    def _candidates(self, text: str, voice: str | None, engine: str | None,
+                    order: list[str] | None = None) -> Iterator[tuple[str, TTSEngine, str | None, CacheKey]]:
+        """(spoken text, engine, its voice, cache key) for each engine to try, in `order`
+        (default: the chain)."""
         spoken = normalize(text) if self.settings.normalize_text else " ".join(text.split())
         if not spoken:
             raise ValueError("nothing to say: the text is empty")
@@ -209,10 +284,11 @@ class Speech:
             # The configured voice belongs to the configured engine: `engine="espeak"` on a
             # Tortoise set-up must not hand espeak-ng a Tortoise voice name.
             voice = self.settings.voice
-        for index, name in enumerate(chain):
+        for name in order or chain:
             built = self.engine(name)
             if built is None:
                 continue
+            index = chain.index(name)
             engine_voice = voice if index == 0 else None
             if index > 0:
                 with self._lock:
@@ -323,14 +399,25 @@ class Speech:
         else:
             log.error("TTS engine %s failed (%s); trying the next engine", name, exc)
 
-    def stream(self, text: str, voice: str | None = None, engine: str | None = None) -> Iterator[Audio]:
+    def stream(self, text: str, voice: str | None = None, engine: str | None = None, *,
+               live: bool = False) -> Iterator[Audio]:
         """Chunks as they are rendered (one chunk for a cached reply or a non-streaming engine).
 
+        `live` (the reply the user is waiting for, no engine named): the configured voice's
+        cached take if there is one, else the live policy's engine order (`live_order`).
         A fully streamed reply is cached. An engine failing before its first chunk falls back;
         after it, the error propagates (half a reply cannot be restarted in another voice).
         """
+        order = self.live_order(engine) if live and engine is None else None
+        if order is not None and order != self.chain(engine):
+            configured = next(self._candidates(text, voice, engine, self.chain(engine)[:1]), None)
+            cached = self._cached(configured[3]) if configured is not None else None
+            if cached is not None:
+                self.stats.last_engine = configured[1].name  # type: ignore[index]
+                yield cached
+                return
         tried = []
-        for spoken, built, engine_voice, key in self._candidates(text, voice, engine):
+        for spoken, built, engine_voice, key in self._candidates(text, voice, engine, order):
             tried.append(built.name)
             self.stats.last_engine = built.name
             cached = self._cached(key)
