@@ -73,10 +73,17 @@ def test_real_time_source_paces_frames_and_stops_when_closed():
 def test_text_output_is_readable(capsys):
     emit = listen_cli._event_printer("text")
     emit({"event": "transcript", "text": "Stop.", "start": 1.0, "end": 1.4, "asr_ms": 120.0})
-    emit({"event": "intent", "intent": "TimerSet", "slots": {"minutes": 5}, "text": "x", "latency_ms": 150.0})
+    emit({"event": "intent", "intent": "TimerSet", "slots": {"minutes": 5}, "text": "x", "latency_ms": 150.0,
+          "eos_to_action_ms": 850.0, "early": False})
+    emit({"event": "intent", "intent": "Lights", "slots": {}, "text": "x", "latency_ms": 150.0,
+          "eos_to_action_ms": 360.0, "early": True})
     emit({"event": "speech", "start": 1.0, "end": 1.4})
     out = capsys.readouterr().out.splitlines()
-    assert out == ["[   1.00s] heard: Stop.  (120 ms)", "           -> TimerSet (minutes=5)  (150 ms after speech)"]
+    assert out == [
+        "[   1.00s] heard: Stop.  (120 ms)",
+        "           -> TimerSet (minutes=5)  (850 ms after you stopped)",
+        "           -> Lights  (360 ms after you stopped, at the first pause)",
+    ]
 
 
 def test_a_file_that_is_not_wav_is_a_clear_error(tmp_path, capsys):
