@@ -26,17 +26,19 @@ from wyoming.handle import Handled
 from wyoming.info import Describe, Info
 
 from service_support import tiny_en_checkpoint
-from test_wyoming import RECORDER, free_port, read_until, wav_events
+from test_wyoming import RECORDER, Rig, free_port, read_until, wav_events
 
 from assistant.audio import float_to_pcm16, read_wav, write_wav
-from assistant.satellite import backoff_delays
+from assistant.audio import WavFileSource
+from assistant.playback import FileSink
+from assistant.satellite import Satellite, SatelliteSettings, backoff_delays
 from assistant.tts.cache import ReplyCache
 from assistant.tts.speech import Speech, SpeechSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = Path(__file__).parent / "audio"
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
 
 COMMANDS = """\
 language: en
@@ -94,6 +96,39 @@ def test_backoff_doubles_up_to_the_cap() -> None:
     assert [next(delays) for _ in range(6)] == [0.5, 1, 2, 4, 4, 4]
 
 
+class PlayingSink(FileSink):
+    """A WAV sink that says it is still playing (as a speaker is while a reply sounds)."""
+
+    playing = True
+
+    @property
+    def is_playing(self) -> bool:
+        return self.playing
+
+
+@pytest.mark.parametrize("playing", [True, False])
+def test_the_microphone_is_muted_while_a_reply_plays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, playing: bool) -> None:
+    """While the speaker plays, what the microphone hears is not a command (no speech, nothing
+    sent); otherwise the command is sent, and a server error ends that exchange, not the run."""
+    rig = Rig(tmp_path, monkeypatch)
+    rig.server.backend.transcribe = None  # a server without Whisper: transcription gets an error event
+    try:
+        sink = PlayingSink(tmp_path / "out.wav")
+        sink.playing = playing
+        events: list[dict] = []
+        sat = Satellite(WavFileSource(AUDIO / "stop.wav"), sink, SatelliteSettings(server=rig.uri), on_event=events.append)
+        failed = sat.run()
+    finally:
+        rig.close()
+    speech = [e for e in events if e["event"] == "speech"]
+    if playing:
+        assert speech == [] and sat.exchanges == [] and failed == 0
+    else:
+        assert len(speech) == 1 and len(sat.exchanges) == 1 and failed == 1
+        assert sat.exchanges[0].error.startswith("unavailable")
+
+
+@pytest.mark.slow
 def test_serve_with_wyoming_and_two_satellites(tmp_path: Path, tmp_path_factory) -> None:
     checkpoint = tiny_en_checkpoint(tmp_path_factory)
     (tmp_path / "recorder.py").write_text(RECORDER)

@@ -558,3 +558,24 @@ def test_unix_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         rig.close()
     assert not path.exists()
+
+
+def test_zeroconf_announces_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--zeroconf: Home Assistant finds `_wyoming._tcp` with our port (asked by another mDNS peer)."""
+    from zeroconf.asyncio import AsyncZeroconf
+
+    port = free_port()
+    name = f"assistant-test-{port}"
+    rig = Rig(tmp_path, monkeypatch, WyomingSettings(uri=f"tcp://127.0.0.1:{port}", zeroconf=True, zeroconf_name=name))
+    try:
+        async def lookup() -> Any:
+            peer = AsyncZeroconf()
+            try:
+                return await peer.async_get_service_info("_wyoming._tcp.local.", f"{name}._wyoming._tcp.local.", timeout=5000)
+            finally:
+                await peer.async_close()
+
+        info = run(lookup())
+        assert info is not None and info.port == port and info.parsed_addresses() == ["127.0.0.1"]
+    finally:
+        rig.close()

@@ -799,7 +799,15 @@ class WyomingServer:
             return
         from wyoming.zeroconf import HomeAssistantZeroconf
 
-        host = parsed.hostname if parsed.hostname not in ("0.0.0.0", "::", "") else None
+        host: str | None = parsed.hostname
+        try:
+            if ipaddress.ip_address(host or "").version != 4 or ipaddress.ip_address(host or "").is_unspecified:
+                host = None  # announce this machine's IPv4 address (the package announces IPv4 only)
+        except ValueError:
+            host = None  # a host name: announce this machine's address
+        if host is not None and is_loopback(host):
+            log.warning("announcing a loopback address over zeroconf: only this machine can use it "
+                        "(bind --wyoming to this machine's LAN address, with --wyoming-allow-remote, for Home Assistant elsewhere)")
         self._zeroconf = HomeAssistantZeroconf(port=int(parsed.port or 0), name=self.settings.zeroconf_name, host=host)
         await self._zeroconf.register_server()
         log.info("Wyoming announced over zeroconf as %s._wyoming._tcp on %s:%s",
