@@ -95,7 +95,7 @@ GUIDED_SUFFIX = "+commands"
 """An ASR model name ending in this asks for recognition guided by the active commands."""
 NOT_UNDERSTOOD = "Sorry, I didn't understand that."
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
-_ATTRIBUTION = Attribution(name="assistant", url="https://github.com/")
+_ATTRIBUTION = Attribution(name="assistant (this machine)", url="")
 
 
 class WyomingConfigError(ValueError):
