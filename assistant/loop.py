@@ -21,7 +21,8 @@ goes on with the next frame or segment.
 
 Events (`on_event`, one dict each; `--events jsonl` prints them):
   {"event": "speech", "start": s, "end": s}
-  {"event": "transcript", "text": str, "start": s, "end": s, "asr_ms": float, "path": "short"|"full"}
+  {"event": "transcript", "text": str, "start": s, "end": s, "asr_ms": float, "path": "guided"|"short"|"full",
+   "confidence": float (0..1, only when a guided decode ran)}
   {"event": "intent", "intent": str, "slots": {...}, "text": str, "latency_ms": float,
    "eos_to_action_ms": float, "early": bool}
   {"event": "no-match", "text": str}
@@ -342,10 +343,13 @@ class ListenLoop:
         self._count(result)
         if not result.text:
             return
-        self._emit({
+        transcript = {
             "event": "transcript", "text": result.text, "start": round(start, 3), "end": round(end, 3),
             "asr_ms": round(result.asr_ms, 1), "path": result.path,
-        })
+        }
+        if result.confidence is not None:
+            transcript["confidence"] = round(result.confidence, 3)
+        self._emit(transcript)
         match = result.match
         if match is None:
             self._emit({"event": "no-match", "text": result.text})

@@ -66,6 +66,15 @@ _EPS, _WORD, _SLOT, _WILD = range(4)
 _AT, _IN_SLOT, _IN_WORD, _IN_WILD, _DONE = range(5)
 
 
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
+def plain_numbers(text: str) -> str:
+    """Whisper's thousands separators dropped ("3,600" -> "3600"): the guide allows them for
+    the decoder's sake, but a matcher may read "1,258" as 1.258."""
+    return _THOUSANDS.sub("", text)
+
+
 class Grammar(Protocol):
     """What the guide needs from a loaded command set (assistant.intents.CommandSet has it)."""
 

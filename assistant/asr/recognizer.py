@@ -5,7 +5,15 @@ segment ("what was said, and which command is it?"), so the answer is decided he
 the asr floor. The command set is a collaborator seen through `CommandMatcher` (anything with
 `match` and `vocabulary`): the asr floor never imports the intents package.
 
-Today's policy, measured on the committed speech (docs/benchmarks.md): a short-context Whisper
+Guided recognition (`recognition="guided"`, assistant/asr/guided.py): one short-context encoder
+pass feeds a beam over the sentences the commands allow (the decoding guide, rebuilt on every
+`replace_commands`) and a free decode of the same audio; the best grammar sentence is acted on
+when `assistant.asr.confidence.judge` accepts it (path "guided", with its confidence). When it
+is rejected, or the audio is silent, or no guide can be built (an empty or wildcard-only
+grammar), the free policy below decides, as it would alone (the full-window pass only: the
+short pass has been tried, guided).
+
+The free policy, measured on the committed speech (docs/benchmarks.md): a short-context Whisper
 pass with the commands' vocabulary as the prompt, accepted when its text is exactly one of the
 commands; otherwise the full 30 s window without a prompt, as openai-whisper's `transcribe()`
 would, and whatever that text matches (a near-miss repair included) under the matcher's rules.
@@ -24,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from assistant.asr.confidence import GuidedSettings, judge
 from assistant.asr.settings import Transcript
 
 log = logging.getLogger(__name__)
@@ -56,6 +65,9 @@ class Transcriber(Protocol):
     def vocabulary_prompt(self, words: list[str]) -> str | None: ...
 
 
+RECOGNITION_MODES = ("guided", "free")
+
+
 @dataclass(frozen=True)
 class RecognizerSettings:
     """How a speech segment becomes a command."""
@@ -69,6 +81,19 @@ class RecognizerSettings:
     vocabulary_prompt: bool = True
     """Give the first pass the commands' words as a prompt ("Pern on the kitchen lights" became
     "Turn on ..." with it)."""
+
+    recognition: str = "free"
+    """"guided": Whisper decodes what the commands allow, acted on when the calibrated
+    confidence accepts it, else the free policy; "free": Whisper transcribes freely and the
+    text is matched (the short/full passes above). Guided needs a resident openai-whisper
+    (`WhisperASR`); with anything else it decodes freely."""
+
+    guided: GuidedSettings = GuidedSettings()
+    """Rejection thresholds of the guided path (calibrated; see GuidedSettings)."""
+
+    def __post_init__(self) -> None:
+        if self.recognition not in RECOGNITION_MODES:
+            raise ValueError(f"recognition must be one of {', '.join(RECOGNITION_MODES)}, got {self.recognition!r}")
 
 
 class RecognitionError(Exception):
@@ -88,15 +113,19 @@ class Recognition:
     match: CommandMatch | None
     """The command, or None (no text, or text that is no command)."""
     path: str
-    """Which pass decided: "short" (short-context first pass) or "full" (the 30 s window)."""
+    """Which pass decided: "guided" (a grammar sentence, accepted by its confidence), or a free
+    pass: "short" (short-context first pass) or "full" (the 30 s window)."""
     asr_ms: float
     """Whisper time behind this result, all passes together (a reused first pass included)."""
     match_ms: float
     """Matcher time, all passes together."""
     passes: int
-    """Whisper passes behind this result (1 or 2)."""
+    """Whisper passes behind this result (1 or 2; a guided decode is one: its free row shares the pass)."""
     reused: bool = False
     """The first pass was a speculative one's, run earlier on the same audio."""
+    confidence: float | None = None
+    """The guided sentence's confidence (0..1, see `confidence.Verdict`), also when it was
+    rejected and a free pass decided; None when no guided decode ran."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +146,8 @@ class Recognizer:
         self._lock = threading.Lock()
         self._commands = commands
         self._prompt = self._make_prompt(commands)
+        self._decoder: Any = None
+        self._guide = self._make_guide(commands)
 
     @property
     def commands(self) -> CommandMatcher:
@@ -132,16 +163,42 @@ class Recognizer:
     def replace_commands(self, commands: CommandMatcher) -> None:
         """Hot reload: the next segment is recognised against `commands`."""
         prompt = self._make_prompt(commands)
+        guide = self._make_guide(commands)  # built by the caller (the reload), not the worker
         with self._lock:
             self._commands = commands
             self._prompt = prompt
+            self._guide = guide
+
+    @property
+    def guide(self) -> Any:
+        """The decoding guide of the active commands (None: recognition is free)."""
+        with self._lock:
+            return self._guide
 
     def recognize(self, audio: np.ndarray, reuse: FirstPass | None = None) -> Recognition:
         """float32 mono 16 kHz speech -> Recognition. Raises RecognitionError when a stage fails.
 
         `reuse`: the first pass already run on exactly this audio (by `complete`)."""
         with self._lock:
-            commands, prompt = self._commands, self._prompt
+            commands, prompt, guide = self._commands, self._prompt, self._guide
+        if guide is not None:
+            decoded = self._decode_guided(audio, guide)
+            if decoded is not None:
+                started = time.perf_counter()
+                try:
+                    verdict = judge(decoded, commands.match, self.settings.guided)
+                except Exception as exc:  # noqa: BLE001
+                    raise RecognitionError("match", exc) from exc
+                match_ms = (time.perf_counter() - started) * 1000
+                if verdict.match is not None:
+                    return Recognition(verdict.text, verdict.match, "guided", decoded.duration_ms, match_ms, 1,
+                                       confidence=verdict.confidence)
+                log.info("guided %r rejected: %s", verdict.text, verdict.reason)
+                # The short-context pass has been tried (guided): the full window decides.
+                text, full_ms = self._transcribe(audio, None, short=False)
+                match, more_ms = self._match(commands, text)
+                return Recognition(text, match, "full", decoded.duration_ms + full_ms, match_ms + more_ms, 2,
+                                   confidence=verdict.confidence)
         two_pass = self.settings.short_first_pass
         first = reuse or self._first_pass(audio, prompt)
         reused = reuse is not None
@@ -205,6 +262,41 @@ class Recognizer:
         except Exception as exc:  # noqa: BLE001
             raise RecognitionError("match", exc) from exc
         return match, (time.perf_counter() - started) * 1000
+
+    def _decode_guided(self, audio: np.ndarray, guide: Any) -> Any:
+        if self._decoder is None:
+            from assistant.asr.guided import GuidedDecoder
+
+            self._decoder = GuidedDecoder(self.asr)  # type: ignore[arg-type]
+        try:
+            return self._decoder.decode(audio, guide)
+        except Exception as exc:  # noqa: BLE001 - reported with its stage
+            raise RecognitionError("asr", exc) from exc
+
+    def _make_guide(self, commands: CommandMatcher) -> Any:
+        """The decoding guide of `commands`, or None when recognition stays free: not asked
+        for, a model that is not a resident openai-whisper, a command set without a hassil
+        grammar, or a grammar that leaves nothing to guide with (empty, wildcards only)."""
+        if self.settings.recognition != "guided":
+            return None
+        tokenizer, model = getattr(self.asr, "tokenizer", None), getattr(self.asr, "model", None)
+        if tokenizer is None or model is None or not hasattr(commands, "hassil_intents"):
+            log.warning("guided recognition needs a resident Whisper and a hassil command set: decoding freely")
+            return None
+        from assistant.asr.guide import build_guide
+
+        started = time.perf_counter()
+        try:
+            guide = build_guide(commands, tokenizer, model.dims.n_vocab)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - recognition goes on, freely
+            log.error("cannot build the decoding guide (%s: %s): decoding freely", type(exc).__name__, exc)
+            return None
+        if guide.empty:
+            log.warning("the commands leave nothing to guide with (no sentence with a fixed word): decoding freely")
+            return None
+        log.info("decoding guide: %d sentence templates (%d wildcard-only left out) in %.0f ms",
+                 guide.templates, guide.dropped_templates, (time.perf_counter() - started) * 1000)
+        return guide
 
     def _make_prompt(self, commands: CommandMatcher) -> str | None:
         if not self.settings.vocabulary_prompt:

@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="one Whisper pass over its whole 30 s window (slower) instead of a short-context "
                              "first pass checked against the commands")
     listen.add_argument("--no-prompt", action="store_true", help="do not give Whisper the commands' vocabulary")
+    listen.add_argument("--recognition", choices=("guided", "free"), default="free",
+                        help="guided: Whisper decodes what the commands allow, acted on when its calibrated "
+                             "confidence accepts it (else the free passes); free: transcribe, then match the text")
     listen.add_argument("--silence", type=float, metavar="SECONDS",
                         help="silence that ends any command (default 0.7; 0.25 answers faster but may cut slow speakers)")
     listen.add_argument("--pause", type=float, metavar="SECONDS",
@@ -130,7 +133,8 @@ def run_listen(args: argparse.Namespace) -> int:
     dispatcher = assemble.build_dispatcher(commands, announce=announce,
                                            cancel=speaker.stop if speaker is not None else (lambda: None))
     recognizer = assemble.build_recognizer(
-        asr, commands, RecognizerSettings(short_first_pass=not args.full_context, vocabulary_prompt=not args.no_prompt))
+        asr, commands, RecognizerSettings(short_first_pass=not args.full_context, vocabulary_prompt=not args.no_prompt,
+                                          recognition=args.recognition))
     segmenter = SegmenterSettings().windows(silence=args.silence, pause=args.pause)
     loop = assemble.build_loop(source, recognizer, dispatcher, speaker=speaker, on_event=emit,
                                settings=LoopSettings(segmenter=segmenter))
