@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-SEED = 20261203
+SEED = 7041  # not the spoken benchmark's seed (20261203): never tune on what is measured
 SNR_DB = 10.0
 
 NEAR_MISSES = [
