@@ -293,3 +293,16 @@ def test_without_a_jitter_buffer_the_same_reply_has_gaps_and_they_are_counted(pu
     heard = record(pulse, tmp_path, scenario)
     assert len(gaps_over_20ms(heard)) >= 4
     assert player.stats.underruns >= 4
+
+
+def test_stop_cuts_a_framed_reply_that_waits_for_its_next_chunk(pulse, player, tmp_path) -> None:
+    def scenario() -> None:
+        player.begin_reply(0.0)
+        player.play(tone(3.0))  # then no more chunks and no end: a reply still being made
+        time.sleep(0.6)
+        started = time.monotonic()
+        player.stop()
+        assert time.monotonic() - started < 1.0 and not player.is_playing
+
+    heard = loud_seconds(record(pulse, tmp_path, scenario))
+    assert 0.2 <= heard <= 1.4, f"{heard:.2f} s of a 3 s chunk reached the speaker"

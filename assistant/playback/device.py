@@ -45,6 +45,8 @@ class PlaybackStats:
     underrun_seconds: float = 0.0
     prebuffer_waits: list[float] | None = None
     """Seconds each reply waited for its jitter buffer to fill."""
+    started_at: list[float] | None = None
+    """time.monotonic() at which each reply's stream opened (its first audio)."""
 
 
 def default_output_rate(device: int | str | None = None) -> int:
@@ -79,7 +81,7 @@ class DevicePlayer:
         self.volume = volume
         self._queue: queue.Queue[tuple[int, str, Any]] = queue.Queue()
         self._pushback: tuple[int, str, Any] | None = None
-        self.stats = PlaybackStats(prebuffer_waits=[])
+        self.stats = PlaybackStats(prebuffer_waits=[], started_at=[])
         self._lock = threading.Lock()
         self._generation = 0
         self._busy = False
@@ -217,6 +219,8 @@ class DevicePlayer:
         self.stats.replies += 1
         assert self.stats.prebuffer_waits is not None
         self.stats.prebuffer_waits.append(time.monotonic() - started)
+        assert self.stats.started_at is not None
+        self.stats.started_at.append(time.monotonic())
         block = max(1, int(self.sample_rate * BLOCK_SECONDS))
         try:
             with self._sd.OutputStream(device=self.device, samplerate=self.sample_rate, channels=1,
@@ -258,13 +262,17 @@ class DevicePlayer:
             if ended:
                 break
             # Wait for the next chunk until the device is about to run dry, then fill with silence.
+            # (in waits of at most a block, so that stop() still cuts within a block)
             runs_dry = started + latency + written / self.sample_rate - GUARD_BLOCKS * BLOCK_SECONDS
             try:
-                ended = self._take(self._next(timeout=max(0.0, runs_dry - time.monotonic())), generation, pending)
+                wait = min(BLOCK_SECONDS, max(0.0, runs_dry - time.monotonic()))
+                ended = self._take(self._next(timeout=wait), generation, pending)
             except queue.Empty:
                 if not self._current(generation):
                     stream.abort()
                     return
+                if time.monotonic() < runs_dry:
+                    continue
                 if not in_gap:
                     self.stats.underruns += 1
                     in_gap = True
