@@ -311,6 +311,7 @@ def run_clip(item, asr, commands, recognition: str, realtime: bool) -> dict:
     else:
         verdict = "wrong"
     eos: list[float] = []
+    silence = [(closed_at[segment] - item.speech_end) * 1000 for _, _, _, segment in dispatcher.calls if segment in closed_at]
     for when, _, _, segment in dispatcher.calls:
         if realtime:  # measured: handler start - the moment the last word ended
             eos.append((when - source.started - item.speech_end) * 1000)
@@ -321,7 +322,7 @@ def run_clip(item, asr, commands, recognition: str, realtime: bool) -> dict:
         "grammar": item.plan.grammar, "text": item.plan.text, "recognition": recognition, "realtime": realtime,
         "expected": expected, "actions": actions, "verdict": verdict, "transcripts": transcripts,
         "asr_ms": sum(loop.stats.asr_ms) if loop.stats.asr_ms else None, "whisper_runs": len(loop.stats.asr_ms),
-        "second_passes": loop.stats.second_passes, "eos_ms": eos, "cpu_s": cpu, "audio_s": item.seconds,
+        "second_passes": loop.stats.second_passes, "eos_ms": eos, "silence_ms": silence, "cpu_s": cpu, "audio_s": item.seconds,
         "errors": loop.stats.errors,
     }
 
@@ -416,16 +417,18 @@ def report(results: list[dict], recognitions: list[str], args: argparse.Namespac
     print("Streamed at the pace of speech (measured: the moment the last word ended -> handler start):")
     print()
     print("| clips | recognition | n | correct action % | wrong % | nothing % | end of speech -> handler ms "
-          "median / p90 | max |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+          "median / p90 | max | of which last word -> segment closed, median |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for kind, label in (("command", "complete commands (clean)"), ("pause", "commands with a 0.5 s pause inside")):
         for recognition in recognitions:
             rows = by(paced, kind=kind, recognition=recognition)
             n = len(rows)
             eos = [r["eos_ms"][0] for r in rows if r["verdict"] == "correct" and r["eos_ms"]]
+            silence = [r["silence_ms"][0] for r in rows if r["verdict"] == "correct" and r["silence_ms"]]
             count = {v: sum(r["verdict"] == v for r in rows) for v in ("correct", "wrong", "none")}
             print(f"| {label} | {recognition} | {n} | {_pct(count['correct'], n)} | {_pct(count['wrong'], n)} | "
-                  f"{_pct(count['none'], n)} | {_ms(eos)} | {max(eos) if eos else float('nan'):.0f} |")
+                  f"{_pct(count['none'], n)} | {_ms(eos)} | {max(eos) if eos else float('nan'):.0f} | "
+                  f"{statistics.median(silence) if silence else float('nan'):.0f} |")
     print()
     print("| cost | recognition | value |")
     print("|---|---|---:|")
