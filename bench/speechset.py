@@ -308,7 +308,8 @@ def plan(sizes: Sizes = FULL, seed: int = SEED, grammars: dict[str, Any] | None 
     spoken += [("fixture", *c) for c in sample_commands(grammars["fixture"], n_fixture, rng, seed + 1)]
     for grammar, text, intent, slots in spoken:
         match = grammars[grammar].match_exact(text)
-        assert match is not None and (match.intent, match.slots) == (intent, slots), text
+        if match is None or (match.intent, match.slots) != (intent, slots):
+            raise ValueError(f"{grammar}: {text!r} no longer means {intent} {slots} to the matcher")
 
     items: list[ItemPlan] = []
     noise_seeds = iter(range(seed * 1000, seed * 1000 + 100_000))
@@ -480,10 +481,11 @@ def render(item: ItemPlan, synth: Synthesiser, babble: Babble) -> tuple[np.ndarr
     """(audio, speech_start, speech_end) of one planned clip."""
     rng = np.random.default_rng(item.noise_seed)
     if item.kind == "noise":
-        kind, level = item.condition.split(":", 1)[1].split("@")
+        kind = item.condition.split(":", 1)[1].split("@")[0]
         noise = _noise(kind, rng, 3 * SAMPLE_RATE, babble) * 10 ** (item.speech_dbfs / 20)
         return noise.astype(np.float32), 0.0, 0.0
-    assert item.utterance is not None
+    if item.utterance is None:
+        raise ValueError(f"{item.id}: a {item.kind} clip needs an utterance")
     speech = synth.speak(item.utterance)
     speech = speech * (10 ** (item.speech_dbfs / 20) / max(1e-9, _rms(speech)))
     peak = float(np.abs(speech).max())
