@@ -286,6 +286,7 @@ def run_clip(item, asr, commands, recognition: str, realtime: bool) -> dict:
     closed_at: dict[tuple, float] = {}  # segment (start, end) -> stream second it was closed
     transcripts: list[str] = []
     latencies: dict[tuple, float] = {}
+    early: dict[tuple, bool] = {}  # closed at the first pause as a complete command (issue 11)
 
     def on_event(event: dict) -> None:
         kind = event["event"]
@@ -296,6 +297,7 @@ def run_clip(item, asr, commands, recognition: str, realtime: bool) -> dict:
             transcripts.append(event["text"])
         elif kind == "intent":
             latencies[dispatcher.segment] = event["latency_ms"]
+            early[dispatcher.segment] = bool(event.get("early", False))
 
     recognizer = Recognizer(asr, commands, recognizer_settings(recognition))
     loop = ListenLoop(source, recognizer, dispatcher, on_event=on_event)
@@ -311,18 +313,20 @@ def run_clip(item, asr, commands, recognition: str, realtime: bool) -> dict:
     else:
         verdict = "wrong"
     eos: list[float] = []
-    silence = [(closed_at[segment] - item.speech_end) * 1000 for _, _, _, segment in dispatcher.calls if segment in closed_at]
     for when, _, _, segment in dispatcher.calls:
         if realtime:  # measured: handler start - the moment the last word ended
             eos.append((when - source.started - item.speech_end) * 1000)
-        elif segment in closed_at:  # stream time from the last word to the close + the loop's own latency
+        elif segment in closed_at and not early.get(segment):
+            # stream time from the last word to the close + the loop's own latency; a command closed
+            # early at a pause closes when the worker says so, which only real time can show
             eos.append((closed_at[segment] - item.speech_end) * 1000 + latencies.get(segment, 0.0))
     return {
         "id": item.plan.id, "kind": item.plan.kind, "condition": item.plan.condition, "voice": item.plan.voice,
         "grammar": item.plan.grammar, "text": item.plan.text, "recognition": recognition, "realtime": realtime,
         "expected": expected, "actions": actions, "verdict": verdict, "transcripts": transcripts,
         "asr_ms": sum(loop.stats.asr_ms) if loop.stats.asr_ms else None, "whisper_runs": len(loop.stats.asr_ms),
-        "second_passes": loop.stats.second_passes, "eos_ms": eos, "silence_ms": silence, "cpu_s": cpu, "audio_s": item.seconds,
+        "second_passes": loop.stats.second_passes, "eos_ms": eos,
+        "early": sum(early.values()), "cpu_s": cpu, "audio_s": item.seconds,
         "errors": loop.stats.errors,
     }
 
@@ -370,7 +374,8 @@ def report(results: list[dict], recognitions: list[str], args: argparse.Namespac
           f"{(time.perf_counter() - started) / 60:.1f} min.")
     print()
     print("Commands, per condition (end of speech -> handler: the silence that closes the command "
-          "included; estimated from stream time + the loop's latency, clips fed flat out):")
+          "included; estimated from stream time + the loop's latency, clips fed flat out; commands closed "
+          "early at a pause are timed only in real time, below):")
     print()
     print(COMMAND_HEADER)
     for condition in speechset.COMMAND_CONDITIONS:
@@ -417,18 +422,18 @@ def report(results: list[dict], recognitions: list[str], args: argparse.Namespac
     print("Streamed at the pace of speech (measured: the moment the last word ended -> handler start):")
     print()
     print("| clips | recognition | n | correct action % | wrong % | nothing % | end of speech -> handler ms "
-          "median / p90 | max | of which last word -> segment closed, median |")
+          "median / p90 | max | closed early at a pause % |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for kind, label in (("command", "complete commands (clean)"), ("pause", "commands with a 0.5 s pause inside")):
         for recognition in recognitions:
             rows = by(paced, kind=kind, recognition=recognition)
             n = len(rows)
             eos = [r["eos_ms"][0] for r in rows if r["verdict"] == "correct" and r["eos_ms"]]
-            silence = [r["silence_ms"][0] for r in rows if r["verdict"] == "correct" and r["silence_ms"]]
+            closed_early = sum(r["early"] > 0 for r in rows)
             count = {v: sum(r["verdict"] == v for r in rows) for v in ("correct", "wrong", "none")}
             print(f"| {label} | {recognition} | {n} | {_pct(count['correct'], n)} | {_pct(count['wrong'], n)} | "
                   f"{_pct(count['none'], n)} | {_ms(eos)} | {max(eos) if eos else float('nan'):.0f} | "
-                  f"{statistics.median(silence) if silence else float('nan'):.0f} |")
+                  f"{_pct(closed_early, n)} |")
     print()
     print("| cost | recognition | value |")
     print("|---|---|---:|")
