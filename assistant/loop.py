@@ -19,6 +19,12 @@ While `is_speaking()` is true the segmenter gets `muted=True`: the assistant nev
 own replies, and so nothing said during a reply (not even "stop") is heard. An exception in any stage is logged and reported as an "error" event, and the loop
 goes on with the next frame or segment.
 
+What a segment is heard as (a command, the answer to a confirmation question, or nothing
+because a wake word is on and was not said) is the `Conversation`'s decision
+(assistant/conversation.py); the loop tells it what it sees: the wake word (capture thread, when
+a `WakeWordDetector` is given), muted frames, questions asked and replies given. While a
+question waits or a wake word is on, no speculative early action is taken at a pause.
+
 Events (`on_event`, one dict each; `--events jsonl` prints them):
   {"event": "speech", "start": s, "end": s}
   {"event": "transcript", "text": str, "start": s, "end": s, "asr_ms": float, "path": "guided"|"short"|"full",
@@ -29,6 +35,10 @@ Events (`on_event`, one dict each; `--events jsonl` prints them):
   {"event": "handler", "intent": str, "ok": bool}
   {"event": "reply", "text": str}
   {"event": "error", "stage": str, "message": str}
+  {"event": "wake", "word": str, "at": s}                      (the wake word was heard)
+  {"event": "ignored", "start": s, "end": s}                   (speech without the wake word)
+  {"event": "confirm", "intent": str, "question": str}         (asked before a risky handler)
+  {"event": "answer", "intent": str, "answer": "yes"|"no"|"other"|"timeout", "text": str}
 `start`/`end` are stream seconds of the speech (silence excluded). `latency_ms` runs from the
 moment the segmenter closed the segment (or found it complete at a pause) to the handler's
 start: queueing, recognition and matching. `eos_to_action_ms` is what a person waits: from the
@@ -39,6 +49,7 @@ closed the command included. `early`: closed at the first pause as a complete co
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -46,9 +57,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from assistant.asr.recognizer import CommandMatch, FirstPass, Recognition, RecognitionError, Recognizer
+from assistant.asr.recognizer import CommandMatch, CommandMatcher, FirstPass, Recognition, RecognitionError, Recognizer
 from assistant.scheduler import SCHEDULER
 from assistant.audio import AudioSource
+from assistant.conversation import ANSWERS, CANCELLED, Conversation, Pending, Route, WakeStripped, classify_answer
+from assistant.wakeword import WakeWordDetector, strip_wake_phrase
 from assistant.vad import SegmenterSettings, SpeechPause, SpeechSegment, VadSegmenter, segment_key
 
 log = logging.getLogger(__name__)
@@ -66,6 +79,10 @@ class CommandRunner(Protocol):
     """Runs the handler of a matched command; never raises (an `assistant.handlers.Dispatcher`)."""
 
     def handle(self, match: CommandMatch) -> HandlerOutcome: ...
+
+    def confirmation(self, match: CommandMatch) -> str | None:
+        """The question to ask before running `match`; None: run it at once."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,7 @@ class LoopStats:
     """Commands acted on at their first pause (no long silence window)."""
     second_passes: int = 0
     dropped_segments: int = 0
+    ignored_segments: int = 0
     errors: int = 0
 
 
@@ -109,6 +127,12 @@ class LoopStats:
 class _Queued:
     segment: SpeechSegment
     closed_at: float  # perf_counter when the segmenter closed it
+    wake: float | None = None  # the wake word that lets it through (Conversation.wake_for)
+
+
+@dataclass
+class _Expiry:
+    at: float  # stream seconds when a waiting question's time ran out (inf: the input ended)
 
 
 @dataclass
@@ -146,7 +170,13 @@ class ListenLoop:
         speak: Callable[[str], None] | None = None,
         is_speaking: Callable[[], bool] = lambda: False,
         on_event: Callable[[dict], None] = _print_event,
+        conversation: Conversation | None = None,
+        wake: WakeWordDetector | None = None,
     ) -> None:
+        """`conversation` holds the confirmation, follow-up and wake-word windows (default: no
+        wake word); `wake` is the detector for its wake word (required when it has one)."""
+        if conversation is not None and conversation.wake_on and wake is None:
+            raise ValueError(f"wake word {conversation.settings.wake_word!r} is on but no WakeWordDetector was given")
         self.source = source
         self.recognizer = recognizer
         self.dispatcher = dispatcher
@@ -154,8 +184,11 @@ class ListenLoop:
         self.speak = speak
         self.is_speaking = is_speaking
         self.on_event = on_event
+        self.conversation = conversation or Conversation()
+        self.wake = wake
+        self._wake_commands: WakeStripped | None = None
         self.stats = LoopStats()
-        self._queue: queue.Queue[_Queued | _Speculative | object] = queue.Queue(maxsize=settings.queue_size)
+        self._queue: queue.Queue[_Queued | _Speculative | _Expiry | object] = queue.Queue(maxsize=settings.queue_size)
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         # worker -> capture: commands found complete at a pause, to be closed there
@@ -198,27 +231,48 @@ class ListenLoop:
     def _capture(self) -> None:
         segmenter = VadSegmenter(self.settings.segmenter)
         realtime = bool(getattr(self.source, "realtime", False))
+        conversation = self.conversation
         for frame in self.source.frames():
             if self._stopping.is_set():
                 return
             started = time.perf_counter()
             self._close_complete(segmenter)
+            muted = self._muted()
             try:
-                out = segmenter.feed(frame, muted=self._muted())
+                out = segmenter.feed(frame, muted=muted)
             except Exception as exc:  # noqa: BLE001 - a bad frame must not end listening
                 self._error("vad", exc)
                 continue
             finally:
                 self.stats.frames += 1
                 self.stats.vad_ms += (time.perf_counter() - started) * 1000
-            if segmenter.paused is not None:
+            now = segmenter.stream_seconds
+            if muted:
+                conversation.spoke(now)
+            elif self.wake is not None:
+                self._listen_for_wake(frame, now)
+            if segmenter.paused is not None and conversation.may_speculate():
                 self._put(_Speculative(segmenter.paused, time.perf_counter()), realtime)
             if out is not None:
                 self._enqueue(out, realtime)
+            if not segmenter.in_speech and conversation.expiry_due(now):
+                self._put(_Expiry(now), realtime)
         if not self._stopping.is_set():
             segment = segmenter.flush()
             if segment is not None:
                 self._enqueue(segment, realtime)
+            self._put(_Expiry(math.inf), realtime)  # a question left at the end of input gets no answer
+
+    def _listen_for_wake(self, frame: bytes, now: float) -> None:
+        assert self.wake is not None
+        try:
+            heard = self.wake.feed(frame)
+        except Exception as exc:  # noqa: BLE001 - a failing detector must not end listening
+            self._error("wake", exc)
+            return
+        if heard:
+            self.conversation.heard_wake(now)
+            self._emit({"event": "wake", "word": self.wake.settings.model, "at": round(now, 3)})
 
     def _close_complete(self, segmenter: VadSegmenter) -> None:
         """Close the commands the worker found complete (and acted on) at their pause."""
@@ -243,9 +297,10 @@ class ListenLoop:
                 return  # acted on at its pause
             _remember(self._announced, start)
         self._emit({"event": "speech", "start": round(segment.start, 3), "end": round(segment.end, 3)})
-        self._put(_Queued(segment, time.perf_counter()), realtime)
+        wake = self.conversation.wake_for(segment.start, segment.ended_at) if self.wake is not None else None
+        self._put(_Queued(segment, time.perf_counter(), wake), realtime)
 
-    def _put(self, item: _Queued | _Speculative, realtime: bool) -> None:
+    def _put(self, item: _Queued | _Speculative | _Expiry, realtime: bool) -> None:
         if not realtime:
             self._queue.put(item)
             return
@@ -265,6 +320,8 @@ class ListenLoop:
                     return
                 if isinstance(old, _Speculative):
                     continue  # a speculation is only a head start: the command itself is still to come
+                if isinstance(old, _Expiry):
+                    continue  # the next segment expires the question anyway (Conversation.expire)
                 self.stats.dropped_segments += 1
                 log.warning(
                     "recognition is falling behind: dropped the speech at %.2f-%.2f s (queue of %d full)",
@@ -294,6 +351,8 @@ class ListenLoop:
                 with SCHEDULER.pause_background():  # pre-rendering waits while a command is handled
                     if isinstance(item, _Speculative):
                         self._speculate(item)
+                    elif isinstance(item, _Expiry):
+                        self._expire(item.at)
                     else:
                         self._recognise(item)
             except Exception as exc:  # noqa: BLE001 - one bad segment must not stop the worker
@@ -301,6 +360,8 @@ class ListenLoop:
 
     def _speculate(self, item: _Speculative) -> None:
         pause = item.pause
+        if not self.conversation.may_speculate():
+            return  # a question was asked meanwhile: the whole segment is its answer
         self.stats.speculations += 1
         try:
             result, first = self.recognizer.complete(pause.audio)
@@ -329,17 +390,74 @@ class ListenLoop:
                 return  # acted on at its pause while this segment waited in the queue
         spec, self._speculated = self._speculated, None
         reuse = spec[1] if spec is not None and spec[0] == key else None
+        conversation = self.conversation
+        self._expire(segment.start)
+        route = conversation.route(segment.start, item.wake)
+        if route is Route.IGNORE:
+            self.stats.ignored_segments += 1
+            self._emit({"event": "ignored", "start": round(segment.start, 3), "end": round(segment.end, 3)})
+            return
         try:
-            result = self.recognizer.recognize(segment.audio, reuse)
+            result = self.recognizer.recognize(segment.audio, reuse, self._matcher(route, item.wake))
         except RecognitionError as exc:
             self._error(exc.stage, exc.__cause__ or exc)
             return
         speech_end_at = item.closed_at - (segment.ended_at - segment.end)
-        self._act(result, segment.start, segment.end, item.closed_at, speech_end_at, early=False)
+        if route is Route.ANSWER:
+            self._count(result)
+            if result.text:
+                self._emit({"event": "transcript", "text": result.text, "start": round(segment.start, 3),
+                            "end": round(segment.end, 3), "asr_ms": round(result.asr_ms, 1), "path": result.path})
+                self._answer(result.text, segment.end)
+            return
+        self._act(result, segment.start, segment.end, item.closed_at, speech_end_at, early=False, wake=item.wake)
+
+    def _matcher(self, route: Route, wake: float | None) -> CommandMatcher | None:
+        """What the segment is recognised against: yes/no, the commands behind the wake phrase,
+        or (None) the active commands."""
+        if route is Route.ANSWER:
+            return ANSWERS
+        if wake is None:
+            return None
+        commands = self.recognizer.commands
+        if self._wake_commands is None or self._wake_commands.commands is not commands:
+            assert self.wake is not None
+            self._wake_commands = WakeStripped(commands, self.wake.phrase)
+        return self._wake_commands
+
+    def _answer(self, text: str, at: float) -> None:
+        """The segment after a confirmation question: yes runs the command, anything else cancels."""
+        kind = classify_answer(text)
+        if kind == "none":
+            return  # no words (a cough): the question keeps waiting until its time is up
+        pending = self.conversation.take_answer()
+        if pending is None:
+            return
+        self._emit({"event": "answer", "intent": pending.match.intent, "answer": kind, "text": text})
+        if kind == "yes":
+            self._handle(pending.match, at)
+            return
+        self._say(CANCELLED[kind])
+        self.conversation.replied(at)
+
+    def _expire(self, now: float) -> None:
+        pending = self.conversation.expire(now)
+        if pending is None:
+            return
+        self._emit({"event": "answer", "intent": pending.match.intent, "answer": "timeout", "text": ""})
+        self._say(CANCELLED["timeout"])
+
+    def _say(self, text: str) -> None:
+        self._emit({"event": "reply", "text": text})
+        if self.speak is not None:
+            try:
+                self.speak(text)
+            except Exception as exc:  # noqa: BLE001
+                self._error("speak", exc)
 
     def _act(self, result: Recognition, start: float, end: float, closed_at: float, speech_end_at: float, *,
-             early: bool) -> None:
-        """Report what was heard and run the command it names."""
+             early: bool, wake: float | None = None) -> None:
+        """Report what was heard and run the command it names (or ask first, when it is risky)."""
         self._count(result)
         if not result.text:
             return
@@ -350,9 +468,20 @@ class ListenLoop:
         if result.confidence is not None:
             transcript["confidence"] = round(result.confidence, 3)
         self._emit(transcript)
+        if wake is not None:
+            rest, _ = strip_wake_phrase(result.text, self.wake.phrase if self.wake is not None else "")
+            if not rest.strip():
+                return  # the wake word alone: its window stays open for the command
+            self.conversation.use_wake(wake)
         match = result.match
         if match is None:
             self._emit({"event": "no-match", "text": result.text})
+            return
+        question = self.dispatcher.confirmation(match)
+        if question is not None:
+            self.conversation.ask(Pending(match, question, end))
+            self._emit({"event": "confirm", "intent": match.intent, "question": question})
+            self._say(question)
             return
         handler_start = time.perf_counter()
         latency_ms = (handler_start - closed_at) * 1000
@@ -363,16 +492,16 @@ class ListenLoop:
             "event": "intent", "intent": match.intent, "slots": dict(match.slots), "text": match.text,
             "latency_ms": round(latency_ms, 1), "eos_to_action_ms": round(eos_ms, 1), "early": early,
         })
+        self._handle(match, end)
+
+    def _handle(self, match: CommandMatch, at: float) -> None:
+        handler_start = time.perf_counter()
         outcome = self.dispatcher.handle(match)  # never raises (CommandRunner contract)
         self.stats.handler_ms.append((time.perf_counter() - handler_start) * 1000)
         self._emit({"event": "handler", "intent": outcome.intent, "ok": bool(outcome.ok)})
         if outcome.reply:
-            self._emit({"event": "reply", "text": outcome.reply})
-            if self.speak is not None:
-                try:
-                    self.speak(outcome.reply)
-                except Exception as exc:  # noqa: BLE001
-                    self._error("speak", exc)
+            self._say(outcome.reply)
+        self.conversation.replied(at)
 
     def _count(self, result: Recognition) -> None:
         self.stats.asr_ms.append(result.asr_ms)

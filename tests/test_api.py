@@ -122,6 +122,29 @@ def test_intent_run_executes_the_handler_and_returns_the_reply(api: Client) -> N
     assert body["outcome"] == {"ok": True, "reply": "Added milk to your shopping list.", "error": None}
 
 
+def test_a_risky_intent_needs_confirmation_and_runs_only_when_confirmed(api: Client) -> None:
+    def shopping() -> Any:
+        return api.json("POST", "/v1/intent", {"text": "what's on my shopping list", "run": True})[1]["outcome"]["reply"]
+
+    api.json("POST", "/v1/intent", {"text": "add eggs to my shopping list", "run": True})
+    assert "eggs" in shopping()
+    for extra in ({}, {"confirmed": False}):
+        status, body = api.json("POST", "/v1/intent", {"text": "clear my shopping list", "run": True, **extra})
+        assert status == 200 and body["intent"] == "ShoppingListClear"
+        assert body["needs_confirmation"] == {"question": "Clear your whole shopping list?"}
+        assert "outcome" not in body
+        assert "eggs" in shopping()  # not run
+    status, body = api.json("POST", "/v1/intent", {"text": "clear my shopping list", "run": True, "confirmed": True})
+    assert status == 200 and body["outcome"]["ok"] is True and "needs_confirmation" not in body
+    assert "eggs" not in shopping()
+    # matching alone never asks; an intent without confirm: runs without being confirmed
+    status, body = api.json("POST", "/v1/intent", {"text": "open the garage door"})
+    assert body["intent"] == "GarageDoor" and "needs_confirmation" not in body and "outcome" not in body
+    status, body = api.json("POST", "/v1/intent", {"text": "shut the garage", "run": True})
+    assert body["needs_confirmation"] == {"question": "Should I close the garage door?"}
+    assert api.json("POST", "/v1/intent", {"text": "stop", "run": True, "confirmed": "yes"})[0] == 422
+
+
 def test_intent_no_match(api: Client) -> None:
     status, body = api.json("POST", "/v1/intent", {"text": "the weather in paris tomorrow"})
     assert status == 200 and body["intent"] is None
@@ -227,6 +250,9 @@ def test_voices_health_and_openapi(api: Client) -> None:
     timer = doc["components"]["schemas"]["Timers"]["properties"]["timers"]["items"]
     assert set(timer["required"]) == {"id", "label", "due", "seconds_left"}
     assert doc["components"]["schemas"]["IntentRequest"]["properties"]["text"]["maxLength"] == 300
+    assert doc["components"]["schemas"]["IntentRequest"]["properties"]["confirmed"]["type"] == "boolean"
+    assert "question" in doc["components"]["schemas"]["IntentResult"]["properties"]["needs_confirmation"]["properties"]
+    assert "confirmed=true" in doc["paths"]["/v1/intent"]["post"]["description"]
 
 
 def test_timers_lists_pending_timers_soonest_first(api: Client) -> None:

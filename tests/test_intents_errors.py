@@ -220,3 +220,60 @@ def test_yaml_syntax_error_and_missing_file(tmp_path):
     with pytest.raises(CommandsError) as info:
         load_commands(tmp_path / "missing.yaml")
     assert (info.value.line, info.value.column) == (1, 1) and "cannot read" in info.value.message
+
+
+# -- confirm: (asked before a risky intent's handler runs) -------------------------------------
+
+def test_confirm_accepts_true_false_and_a_question_over_the_slots(tmp_path):
+    path = tmp_path / "commands.yaml"
+    path.write_text(textwrap.dedent("""
+        lists:
+          door: {values: [garage, front]}
+        intents:
+          Open:
+            sentences: ["open the {door} door"]
+            confirm: "Open the {door} door? You said {heard}."
+          Wipe:
+            sentences: ["wipe everything"]
+            confirm: true
+          Safe:
+            sentences: ["say hello"]
+            confirm: false
+          Plain:
+            sentences: ["good morning"]
+        """).lstrip())
+    commands = load_commands(path)
+    assert commands.intents["Open"].confirm == "Open the {door} door? You said {heard}."
+    assert commands.intents["Wipe"].confirm == "Should I {heard}?"
+    assert commands.intents["Safe"].confirm is None and commands.intents["Plain"].confirm is None
+
+
+@pytest.mark.parametrize("value, position, fragment", [
+    ('"Open the {dor} door?"', (4, 24), "confirm of intent 'Open' uses unknown slot {dor} (did you mean 'door'?)"),
+    ('"Open {door"', (4, 20), "confirm of intent 'Open': '{' is never closed"),
+    ("3", (4, 5), "'confirm' of intent 'Open' must be true, false or a question"),
+    ('""', (4, 14), "got an empty string"),
+    ("[yes]", (4, 14), "got a list"),
+])
+def test_bad_confirm_is_a_load_error_with_its_position(tmp_path, value, position, fragment):
+    error = load_error(tmp_path, f"""
+        intents:
+          Open:
+            sentences: ["open the {{door}} door"]
+            confirm: {value}
+        lists:
+          door: {{values: [garage]}}
+        """)
+    assert where(error) == position and fragment in str(error)
+
+
+def test_confirm_may_not_use_handler_fields(tmp_path):
+    # The question is asked before the handler runs: its fields do not exist yet.
+    error = load_error(tmp_path, """
+        intents:
+          Now:
+            sentences: ["what time is it"]
+            handler: {builtin: time}
+            confirm: "Is it {time}?"
+        """)
+    assert where(error) == (5, 21) and "unknown slot {time}" in str(error)

@@ -148,6 +148,7 @@ class Recognizer:
         self._prompt = self._make_prompt(commands)
         self._decoder: Any = None
         self._guide = self._make_guide(commands)
+        self._other_prompts: dict[tuple[str, ...], str | None] = {}
 
     @property
     def commands(self) -> CommandMatcher:
@@ -175,12 +176,19 @@ class Recognizer:
         with self._lock:
             return self._guide
 
-    def recognize(self, audio: np.ndarray, reuse: FirstPass | None = None) -> Recognition:
+    def recognize(self, audio: np.ndarray, reuse: FirstPass | None = None,
+                  commands: CommandMatcher | None = None) -> Recognition:
         """float32 mono 16 kHz speech -> Recognition. Raises RecognitionError when a stage fails.
 
-        `reuse`: the first pass already run on exactly this audio (by `complete`)."""
-        with self._lock:
-            commands, prompt, guide = self._commands, self._prompt, self._guide
+        `reuse`: the first pass already run on exactly this audio (by `complete`).
+        `commands`: recognise this segment against another set instead of the active commands
+        (the answers to a yes/no question, the commands behind a wake phrase): free two-pass
+        recognition with that set's own vocabulary prompt (no guide, no reuse)."""
+        if commands is not None:
+            prompt, guide, reuse = self._other_prompt(commands), None, None
+        else:
+            with self._lock:
+                commands, prompt, guide = self._commands, self._prompt, self._guide
         if guide is not None:
             decoded = self._decode_guided(audio, guide)
             if decoded is not None:
@@ -297,6 +305,21 @@ class Recognizer:
         log.info("decoding guide: %d sentence templates (%d wildcard-only left out) in %.0f ms",
                  guide.templates, guide.dropped_templates, (time.perf_counter() - started) * 1000)
         return guide
+
+    def _other_prompt(self, commands: CommandMatcher) -> str | None:
+        """The prompt of a set other than the active one, kept for the few sets a loop uses."""
+        if not self.settings.vocabulary_prompt:
+            return None
+        words = tuple(commands.vocabulary())
+        with self._lock:
+            if words in self._other_prompts:
+                return self._other_prompts[words]
+        prompt = self.asr.vocabulary_prompt(list(words))
+        with self._lock:
+            if len(self._other_prompts) >= 8:
+                self._other_prompts.pop(next(iter(self._other_prompts)))
+            self._other_prompts[words] = prompt
+        return prompt
 
     def _make_prompt(self, commands: CommandMatcher) -> str | None:
         if not self.settings.vocabulary_prompt:

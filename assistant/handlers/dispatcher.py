@@ -22,7 +22,7 @@ from typing import Any
 
 from assistant.handlers.builtins import BuiltinHandler, overdue_announcement
 from assistant.handlers.examples import intent_examples
-from assistant.handlers.spec import DEFAULT_ERROR_REPLY, HandlerFailure, HandlerSpec, RunContext
+from assistant.handlers.spec import DEFAULT_CONFIRM, DEFAULT_ERROR_REPLY, HandlerFailure, HandlerSpec, RunContext
 from assistant.handlers.templates import MissingValue, Template, parse_template
 from assistant.handlers.timers import Timer, TimerService
 from assistant.store import Store, StoreError
@@ -93,6 +93,23 @@ class Dispatcher:
         if outcome.reply:
             self._remember(outcome.reply)
         return outcome
+
+    def confirmation(self, match: Any) -> str | None:
+        """The question to ask before running `match` (its intent has `confirm:`), or None when
+        it may run at once. The question's slots come from the match, `{heard}` is the text
+        understood; a question that cannot be rendered falls back to the default one, so a
+        risky intent is never run unasked."""
+        with self._lock:
+            spec = self._commands.intents.get(str(match.intent))
+        if spec is None or spec.confirm is None:
+            return None
+        heard = str(getattr(match, "text", "") or match.intent).strip().rstrip(".!?").strip()
+        values = {"heard": heard[:1].lower() + heard[1:], **dict(match.slots)}
+        try:
+            return _reply_template(spec.confirm).render(values)
+        except MissingValue as exc:
+            log.warning("intent %s: confirm %r: %s; asking the default question", match.intent, spec.confirm, exc)
+            return _reply_template(DEFAULT_CONFIRM).render(values)
 
     def replace_commands(self, commands: Any) -> None:
         """Hot reload: later matches use `commands`; timers and handlers in flight carry on."""

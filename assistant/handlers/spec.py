@@ -20,6 +20,9 @@ from assistant.yamlpos import PosDict, position
 from assistant.handlers.templates import Template, TemplateError, parse_template
 
 DEFAULT_ERROR_REPLY = "Sorry, that failed."
+DEFAULT_CONFIRM = "Should I {heard}?"
+"""The question `confirm: true` asks; `{heard}` is what was understood ("Should I clear my
+shopping list?"), so a misheard command ("lock" for "unlock") is caught by the listener."""
 MAX_TIMEOUT_S = 600.0
 
 

@@ -19,12 +19,13 @@ from hassil.intents import Intents, SlotList, TextSlotList, TextSlotValue, Wildc
 from hassil.util import is_template
 
 from assistant.yamlpos import CommandsError
+from assistant.handlers.spec import DEFAULT_CONFIRM
 from assistant.intents.model import IntentSpec
 from assistant.intents.template import CheckedTemplate, Reference, TemplateSyntaxError, check_template
 from assistant.yamlpos import PosDict, PosList, load_yaml, position
 
 TOP_KEYS = ("language", "intents", "lists", "expansion_rules", "skip_words", "settings", "responses")
-INTENT_KEYS = ("data", "reply", "handler")
+INTENT_KEYS = ("data", "reply", "handler", "confirm")
 DATA_KEYS = (
     "sentences",
     "slots",
@@ -39,7 +40,7 @@ DATA_KEYS = (
     "name_domains",
     "settings",
 )
-SHORTHAND_KEYS = DATA_KEYS + ("reply", "handler")
+SHORTHAND_KEYS = DATA_KEYS + ("reply", "handler", "confirm")
 LIST_KINDS = ("values", "range", "wildcard")
 RANGE_KEYS = ("from", "to", "step", "type", "fractions", "multiplier", "digits", "words", "words_language")
 MAX_RANGE_NUMBERS = 10_000
@@ -487,30 +488,49 @@ class _Loader:
             allowed = set(slots) | (set(handler.reply_fields()) if handler is not None else set())
             self.check_reply(reply, allowed, name)
 
+        confirm = self.check_confirm(intent, slots, name) if "confirm" in intent else None
+
         line, column = intents_node.pos_of(name)
         return IntentSpec(
             name=str(name),
             reply=str(reply) if reply is not None else None,
             handler=handler,
+            confirm=confirm,
             sentences=tuple(sentences),
             slots=frozenset(slots),
             line=line,
             column=column,
         )
 
-    def check_reply(self, reply: Any, allowed: set[str], intent: str) -> None:
+    def check_confirm(self, intent: PosDict, slots: set[str], name: str) -> str | None:
+        """`confirm: true` (ask with the default question), `false` (do not ask) or a question
+        template. The question is asked before the handler runs, so it may use the intent's
+        slots and `{heard}` (what was understood) but not the handler's fields."""
+        value = intent["confirm"]
+        if isinstance(value, bool):
+            return DEFAULT_CONFIRM if value else None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(
+                self.value_pos(intent, "confirm"),
+                f"'confirm' of intent {name!r} must be true, false or a question such as \"Open the garage door?\", "
+                f"got {_type_name(value) if not isinstance(value, str) else 'an empty string'}",
+            )
+        self.check_reply(value, set(slots) | {"heard"}, name, what="confirm")
+        return str(value)
+
+    def check_reply(self, reply: Any, allowed: set[str], intent: str, what: str = "reply") -> None:
         from assistant.handlers.templates import TemplateError, parse_template
 
         try:
             template = parse_template(str(reply))
         except TemplateError as exc:
-            raise self.error(self.text_pos(reply, exc.offset), f"reply of intent {intent!r}: {exc.message}") from exc
+            raise self.error(self.text_pos(reply, exc.offset), f"{what} of intent {intent!r}: {exc.message}") from exc
         for template_field in template.fields:
             if template_field.name not in allowed:
                 known = ", ".join(sorted(allowed)) or "none"
                 raise self.error(
                     self.text_pos(reply, template_field.offset),
-                    f"reply of intent {intent!r} uses unknown slot {{{template_field.name}}}"
+                    f"{what} of intent {intent!r} uses unknown slot {{{template_field.name}}}"
                     f"{_did_you_mean(template_field.name, allowed)}; known: {known}",
                 )
 

@@ -18,6 +18,9 @@ class IntentSpec:
     name: str
     reply: str | None = None
     handler: Any = None
+    confirm: str | None = None
+    """The question (a reply template over the slots, plus `{heard}`) asked before the handler
+    runs; None: the intent runs at once."""
     sentences: tuple[str, ...] = ()
     slots: frozenset[str] = frozenset()
     line: int = 0

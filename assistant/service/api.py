@@ -304,6 +304,9 @@ class _Handlers:
         run = data.get("run", False)
         if not isinstance(run, bool):
             raise ApiError(422, "unprocessable", f"{what}: `run` must be true or false")
+        confirmed = data.get("confirmed", False)
+        if not isinstance(confirmed, bool):
+            raise ApiError(422, "unprocessable", f"{what}: `confirmed` must be true or false")
         metrics = self.backend.metrics
         commands = self.backend.commands()
         started = time.perf_counter()
@@ -318,6 +321,12 @@ class _Handlers:
         if run:
             if self.backend.dispatcher is None:
                 raise ApiError(503, "unavailable", "no handler dispatcher in this service")
+            question = self.backend.dispatcher.confirmation(match)
+            if question is not None and not confirmed:
+                # A risky intent (`confirm:` in commands.yaml): the caller asks its user, then
+                # sends the same text again with confirmed=true.
+                result["needs_confirmation"] = {"question": question}
+                return web.json_response(result)
             started = time.perf_counter()
             outcome = await self._run(self.backend.dispatcher.handle, match)
             metrics.observe_stage("handler", time.perf_counter() - started)

@@ -57,6 +57,10 @@ def openapi_document(settings: Any) -> dict[str, Any]:
             }},
             "/v1/intent": {"post": {
                 "summary": "Match text against the intents; with run=true also run the handler",
+                "description": "An intent marked `confirm:` in commands.yaml (a risky one, such as clearing the "
+                               "shopping list) is not run on run=true alone: the answer carries "
+                               "`needs_confirmation` with the question to ask, and no `outcome`. Ask your user, "
+                               "then send the same request with confirmed=true to run it.",
                 "requestBody": _json_body("#/components/schemas/IntentRequest"),
                 "responses": {"200": {"description": "The match (intent null when none)", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/IntentResult"}}}}, **errors},
@@ -86,10 +90,16 @@ def openapi_document(settings: Any) -> dict[str, Any]:
                     "text": {"type": "string", "maxLength": settings.max_text_chars},
                     "voice": {"type": "string"}, "engine": {"type": "string", "enum": ["auto", "tortoise", "piper", "espeak"]}}},
                 "IntentRequest": {"type": "object", "required": ["text"], "properties": {
-                    "text": {"type": "string", "maxLength": settings.max_text_chars}, "run": {"type": "boolean", "default": False}}},
+                    "text": {"type": "string", "maxLength": settings.max_text_chars}, "run": {"type": "boolean", "default": False},
+                    "confirmed": {"type": "boolean", "default": False,
+                                  "description": "With run=true: the user has confirmed an intent marked `confirm:`; "
+                                                 "without it such an intent answers needs_confirmation and does not run"}}},
                 "IntentResult": {"type": "object", "properties": {
                     "text": {"type": "string"}, "intent": {"type": ["string", "null"]}, "slots": {"type": "object"},
                     "exact": {"type": ["boolean", "null"]},
+                    "needs_confirmation": {"type": "object", "description": "Present when run=true was not run because "
+                                           "the intent asks first: resend with confirmed=true", "properties": {
+                                               "question": {"type": "string", "description": "What to ask the user"}}},
                     "outcome": {"type": "object", "properties": {
                         "ok": {"type": "boolean"}, "reply": {"type": ["string", "null"]}, "error": {"type": ["string", "null"]}}}}},
                 "Timers": {"type": "object", "required": ["timers"], "properties": {"timers": {"type": "array", "items": {

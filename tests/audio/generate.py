@@ -38,6 +38,17 @@ COMMANDS = {
 }
 """File stem -> phrase; phrases the shipped commands.yaml supports."""
 
+ANSWERS = {
+    "clear_shopping_list": ("confirm", "clear my shopping list"),
+    "yes": ("answer", "yes"),
+    "no": ("answer", "no"),
+    "hey_jarvis": ("wake", "hey jarvis"),
+    "hey_jarvis_what_time": ("wake", "hey jarvis, what time is it"),
+}
+"""File stem -> (kind, phrase) for the conversation tests: a command that asks for confirmation,
+the answers, and the hey_jarvis wake word alone and starting a command (kinds other than
+"command", so the recognition tests that read every command file leave them alone)."""
+
 LENGTH_SCALE = 1.0  # Piper's speaking rate (1.0 = the voice's own)
 LEAD_SECONDS = 0.5
 TAIL_SECONDS = 1.2  # longer than the default 0.7 s end-of-speech silence, so a segment closes
@@ -126,6 +137,11 @@ def main(out: Path = HERE) -> None:
         "segments": segments,
         "expected_commands": [seg["text"] for seg in segments if seg["command"]],
     })
+
+    for stem, (kind, text) in ANSWERS.items():
+        speech = speak(voice, text)
+        audio = np.concatenate([silence(LEAD_SECONDS), speech, silence(TAIL_SECONDS)])
+        save(stem, audio, {"kind": kind, "text": text, "speech_seconds": round(len(speech) / SAMPLE_RATE, 3)})
 
     save("silence", silence(4.0), {"kind": "silence", "text": ""})
     save("noise", noise(rng, 4 * SAMPLE_RATE, LOUD_NOISE_DBFS), {"kind": "noise", "text": "", "noise_dbfs": LOUD_NOISE_DBFS})
