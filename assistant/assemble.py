@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from assistant.asr.recognizer import CommandMatcher, Recognizer, RecognizerSettings, Transcriber
     from assistant.asr.resident import WhisperASR
     from assistant.audio import AudioSource
+    from assistant.conversation import ConversationSettings
     from assistant.handlers import Dispatcher
     from assistant.intents import CommandSet
     from assistant.loop import ListenLoop, LoopSettings
@@ -150,10 +151,20 @@ def build_loop(
     on_event: Callable[[dict], None],
     settings: LoopSettings | None = None,
     on_reply: Callable[[str], None] | None = None,
+    conversation: ConversationSettings | None = None,
 ) -> ListenLoop:
     """The listen loop: replies go to `speaker` (muting the listener while it speaks), or to
-    `on_reply` when there is no speaker (replies printed or logged only)."""
+    `on_reply` when there is no speaker (replies printed or logged only). `conversation` sets
+    the confirmation and follow-up windows and the wake word (its detector is loaded here)."""
+    from assistant.conversation import Conversation, ConversationSettings
     from assistant.loop import ListenLoop, LoopSettings
+
+    talk = conversation or ConversationSettings()
+    wake = None
+    if talk.wake_word is not None:
+        from assistant.wakeword import WakeWordDetector, WakeWordSettings
+
+        wake = WakeWordDetector(WakeWordSettings(model=talk.wake_word))
 
     if speaker is not None:
         speak: Callable[[str], None] | None = speaker.say
@@ -161,4 +172,4 @@ def build_loop(
     else:
         speak, is_speaking = on_reply, (lambda: False)
     return ListenLoop(source, recognizer, dispatcher, settings=settings or LoopSettings(), speak=speak,
-                      is_speaking=is_speaking, on_event=on_event)
+                      is_speaking=is_speaking, on_event=on_event, conversation=Conversation(talk), wake=wake)

@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listen.add_argument("--pause", type=float, metavar="SECONDS",
                         help="silence after which a command that is complete (no longer command extends it) is "
                              "acted on at once (default 0.21; 0 waits for --silence every time)")
+    add_conversation_args(listen)
     listen.add_argument("--events", choices=("text", "jsonl"), default="text", help="event output on stdout")
     speak = listen.add_mutually_exclusive_group()
     speak.add_argument("--no-speak", action="store_true", help="print replies only")
@@ -70,6 +71,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     devices = subparsers.add_parser("devices", help="list audio input devices (microphones)")
     devices.add_argument("--json", action="store_true", help="print JSON instead of a table")
     devices.set_defaults(func=run_devices)
+
+
+def add_conversation_args(parser: argparse.ArgumentParser) -> None:
+    """The wake word and the conversation windows (shared by `listen` and `serve`)."""
+    from assistant.wakeword import WAKE_WORDS
+
+    parser.add_argument("--wake-word", choices=sorted(WAKE_WORDS), default=None,
+                        help="recognise speech only after this wake word (default: none, every speech segment is heard)")
+    parser.add_argument("--follow-up", type=float, default=5.0, metavar="SECONDS",
+                        help="after a reply, a command may follow without the wake word for this long (default 5)")
+    parser.add_argument("--confirm-timeout", type=float, default=8.0, metavar="SECONDS",
+                        help="how long a confirmation question waits for yes/no (default 8)")
+
+
+def conversation_settings(args: argparse.Namespace) -> Any:
+    """ConversationSettings from those options; raises ValueError with the reason."""
+    from assistant.conversation import ConversationSettings
+
+    return ConversationSettings(wake_word=args.wake_word, follow_up_seconds=args.follow_up,
+                                confirm_seconds=args.confirm_timeout)
 
 
 def run_devices(args: argparse.Namespace) -> int:
@@ -101,6 +122,11 @@ def run_listen(args: argparse.Namespace) -> int:
         print(f"assistant listen: cannot read {args.commands}: {exc}", file=sys.stderr)
         return 1
     emit = _event_printer(args.events)
+    try:
+        talk = conversation_settings(args)
+    except ValueError as exc:
+        print(f"assistant listen: {exc}", file=sys.stderr)
+        return 2
     try:
         source = _open_source(args)
     except (OSError, ValueError, RuntimeError) as exc:
@@ -137,7 +163,7 @@ def run_listen(args: argparse.Namespace) -> int:
                                           recognition=args.recognition))
     segmenter = SegmenterSettings().windows(silence=args.silence, pause=args.pause)
     loop = assemble.build_loop(source, recognizer, dispatcher, speaker=speaker, on_event=emit,
-                               settings=LoopSettings(segmenter=segmenter))
+                               settings=LoopSettings(segmenter=segmenter), conversation=talk)
     if getattr(source, "realtime", False):
         log.info("listening on the microphone (Ctrl-C to stop); try: %s", _example(commands))
     _stop_on_signals(loop)
@@ -268,4 +294,12 @@ def _describe(event: dict) -> str | None:
         return f"           reply: {event['text']}"
     if kind == "error":
         return f"           error in {event['stage']}: {event['message']}"
+    if kind == "wake":
+        return f"[{event['at']:7.2f}s] wake word {event['word']}"
+    if kind == "ignored":
+        return f"[{event['start']:7.2f}s] (speech without the wake word: ignored)"
+    if kind == "confirm":
+        return f"           -> {event['intent']} asks first"
+    if kind == "answer":
+        return f"           answer: {event['answer']}"
     return None

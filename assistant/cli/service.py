@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="do not transcribe pre-rendered replies to catch misspoken ones (saves CPU at start)")
     serve.add_argument("--output-device", metavar="DEVICE", help="output device index or name substring")
     serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between checks of the commands file")
+    from assistant.cli.listen import add_conversation_args
+
+    add_conversation_args(serve)
     serve.set_defaults(func=_serve)
 
     service = subparsers.add_parser("service", help="install the assistant as a systemd service")
@@ -121,6 +124,13 @@ def _serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"assistant serve: {exc}", file=sys.stderr)
         return 2
+    from assistant.cli.listen import conversation_settings
+
+    try:
+        talk = conversation_settings(args)
+    except ValueError as exc:
+        print(f"assistant serve: {exc}", file=sys.stderr)
+        return 2
     if args.no_transcribe and not args.no_mic:
         print("assistant serve: --no-transcribe needs --no-mic (the listen loop needs Whisper)", file=sys.stderr)
         return 2
@@ -130,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
         listen=not args.no_mic, transcribe=not args.no_transcribe, input=args.input, mic_device=args.mic, whisper_model=args.model,
         device=args.device, engine=args.engine, voice=args.voice, speak=not args.no_speak,
         output_device=args.output_device, reload_interval=args.reload_interval, wyoming=wyoming,
-        self_check=not args.no_self_check,
+        self_check=not args.no_self_check, conversation=talk,
     )
     try:
         return serve(options)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant import assemble
+from assistant.conversation import ConversationSettings
 from assistant.handlers import Dispatcher
 from assistant.intents import CommandSet, load_commands
 from assistant.scheduler import SCHEDULER
@@ -91,6 +92,8 @@ class ServeOptions:
     """Self-check pre-rendered replies with the resident Whisper (False: --no-self-check)."""
     warm_text: str = "Okay."
     """Said once at start (not played) so the voice is warm for the first reply."""
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    """Confirmation and follow-up windows, and the wake word (none by default)."""
 
     def models(self) -> assemble.ModelOptions:
         return assemble.ModelOptions(whisper_model=self.whisper_model, device=self.device)
@@ -281,7 +284,8 @@ class Service:
         assert self.dispatcher is not None
         self.loop_metrics.reset_vad()
         return assemble.build_loop(source, self.recognizer, self.dispatcher, speaker=self.speaker,
-                                   on_event=self._on_event, on_reply=self._log_reply)
+                                   on_event=self._on_event, on_reply=self._log_reply,
+                                   conversation=self.options.conversation)
 
     def _start_api(self, settings: ApiSettings) -> None:
         backend = ApiBackend(

@@ -68,6 +68,8 @@ class LoopMetrics:
         elif kind == "transcript":
             metrics.observe_stage("asr", float(event.get("asr_ms", 0.0)) / 1000.0)
             self._event_at = now
+        elif kind == "answer":
+            self._event_at = now  # a confirmed command's handler is timed from its "yes"
         elif kind == "intent":
             metrics.observe_stage("match", now - self._event_at)
             metrics.intents.inc(intent=str(event.get("intent")), source="loop")
