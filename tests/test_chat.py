@@ -63,6 +63,23 @@ def test_chat_session_on_the_shipped_commands(tmp_path: Path) -> None:
     assert "SceneActivate" in result.stderr and "127.0.0.1:8123" in result.stderr
 
 
+def test_a_risky_command_asks_and_runs_only_on_yes(tmp_path: Path) -> None:
+    result = chat(tmp_path, [
+        "add milk to my shopping list", "clear my shopping list", "no", "what's on my shopping list",
+        "clear my shopping list", "what time is it", "what's on my shopping list",
+        "clear my shopping list", "yeah, do it", "what's on my shopping list",
+        "clear my shopping list",
+    ])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "Added milk to your shopping list.",
+        "Clear your whole shopping list?", "Okay, I won't.", "Your shopping list has milk.",
+        "Clear your whole shopping list?", "I didn't hear a yes, so I cancelled that.", "Your shopping list has milk.",
+        "Clear your whole shopping list?", "Your shopping list is now empty.", "Your shopping list is empty.",
+        "Clear your whole shopping list?", "No answer, so I cancelled that.",
+    ]
+
+
 def test_show_intent(tmp_path: Path) -> None:
     result = chat(tmp_path, ["Uh, turn off the lounge lights."], "--show-intent")
     assert result.stdout.strip() == "[Lights: state='off', room='living room'] Turning off the living room lights."

@@ -1,7 +1,8 @@
 """`assistant chat`: the assistant without a microphone or a speaker.
 
 Reads one sentence per line from stdin, matches it, runs the handler and prints the reply, so
-commands.yaml and its handlers can be tried (and scripted) on any machine. Timer announcements
+commands.yaml and its handlers can be tried (and scripted) on any machine. An intent marked
+`confirm:` prints its question and runs only if the next line is a yes (as by voice). Timer announcements
 are printed when they fire; `--wait-timers` keeps the program alive after the input ends until
 every pending timer has fired (for piped input such as `echo "set a timer for 5 seconds" | ...`).
 """
@@ -12,6 +13,8 @@ import argparse
 import sys
 import threading
 import time
+
+from assistant.conversation import CANCELLED, classify_answer
 
 NO_MATCH = "(no command matches that)"
 
@@ -43,6 +46,7 @@ def run_chat(args: argparse.Namespace) -> int:
     if interactive:
         say(f"{len(commands.intents)} commands from {commands.path}. Type one per line (Ctrl-D to quit); try: what can I say")
     dispatcher = Dispatcher(commands, announce=say)
+    pending = None  # a command marked `confirm:` waiting for the next line's yes
     try:
         while True:
             if interactive:
@@ -52,8 +56,21 @@ def run_chat(args: argparse.Namespace) -> int:
             if not line:
                 break
             text = line.strip()
-            if text:
-                say(_respond(commands, dispatcher, text, args.show_intent))
+            if not text:
+                continue
+            if pending is not None:
+                say(_confirm(dispatcher, pending, text, args.show_intent))
+                pending = None
+                continue
+            match = commands.match(text)
+            question = dispatcher.confirmation(match) if match is not None else None
+            if question is not None:
+                pending = match
+                say(question)
+            else:
+                say(_respond(match, dispatcher, args.show_intent))
+        if pending is not None:
+            say(CANCELLED["timeout"])
         if args.wait_timers:
             while dispatcher.timers.pending():
                 time.sleep(0.05)
@@ -64,8 +81,15 @@ def run_chat(args: argparse.Namespace) -> int:
     return 0
 
 
-def _respond(commands, dispatcher, text: str, show_intent: bool) -> str:
-    match = commands.match(text)
+def _confirm(dispatcher, pending, text: str, show_intent: bool) -> str:
+    """The line after a confirmation question: yes runs the command, anything else cancels it."""
+    kind = classify_answer(text)
+    if kind == "yes":
+        return _respond(pending, dispatcher, show_intent)
+    return CANCELLED["no" if kind == "no" else "other"]
+
+
+def _respond(match, dispatcher, show_intent: bool) -> str:
     if match is None:
         return NO_MATCH
     outcome = dispatcher.handle(match)
