@@ -147,7 +147,7 @@ def answer_table() -> None:
         found = [s for f in frames_of(read_wav(AUDIO / name)[0]) if (s := segmenter.feed(f))]
         segment = (found or [segmenter.flush()])[0]
         for label, matcher in (("yes/no set", ANSWERS), ("all commands", None)):
-            runs = [recognizer.recognize(segment.audio, matcher) for _ in range(5)]
+            runs = [recognizer.recognize(segment.audio, commands=matcher) for _ in range(5)]
             last = runs[-1]
             answer = ANSWERS.match(last.text)
             print(f"| {name} | {label} | {last.text!r} | {answer.intent if answer else '-'} | {last.passes} | "
