@@ -66,6 +66,7 @@ def test_spoken_yes_runs_the_handler_once(asr, commands):
 
 @pytest.mark.parametrize("names, kind", [
     (("no.wav",), "no"),
+    (("stop.wav",), "no"),  # "stop" is a command too, but while a question waits it is a no
     (("what_time.wav",), "other"),  # a command instead of an answer cancels, and does not run either
     (("silence.wav", "silence.wav", "silence.wav"), "timeout"),
 ])
