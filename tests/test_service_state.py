@@ -108,3 +108,14 @@ def test_an_unreadable_state_file_is_set_aside_and_shown_in_health(tmp_path: Pat
         assert reply.startswith("I couldn't read your saved shopping list, so I set it aside")
     finally:
         service.shutdown()
+
+
+def test_no_transcribe_needs_no_mic(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "assistant", "serve", "--no-transcribe"], cwd=ROOT,
+                            env={**os.environ, "ASSISTANT_HOME": str(tmp_path / "home")},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--no-transcribe needs --no-mic" in result.stderr

@@ -4,10 +4,11 @@ Tortoise takes seconds per sentence; most replies ("Okay.", "The light is on.") 
 are WAV files named by a hash of (engine, voice, text, settings), so a change to any of them is a
 different entry and nothing stale is ever played. A take that passed the self-check gets a
 `.passed` mark beside it (its WER), so it is not transcribed again after a restart. The folder has a byte cap; the least recently
-used entries (by access time, which a hit refreshes) go first. Writes go to a temporary file and
-are renamed into place, so a crash never leaves half a WAV under a real name; a file that is
-corrupt anyway (disk trouble, manual edits) is deleted and reported as a miss, so the reply is
-simply rendered again.
+used entries (by access time, which a hit refreshes) go first. Writes go to a temporary file
+(fsync'ed) renamed into place (the folder fsync'ed), so a crash never leaves half a WAV under a
+real name (a `.tmp-*` file that kill -9 leaves behind counts toward the cap and is evicted like an
+entry); a file that is corrupt anyway (disk trouble, manual edits) is deleted and reported as a
+miss, so the reply is simply rendered again.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ class CacheKey:
 
 def default_cache_root() -> Path:
     return paths.cache_dir() / "replies"
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class ReplyCache:
@@ -138,6 +147,7 @@ class ReplyCache:
                     os.fsync(handle.fileno())
                 self._mark_path(path).unlink(missing_ok=True)  # a new take is not checked yet
                 os.replace(tmp, path)
+                _fsync_dir(self.root)  # the new name survives a power cut, not only the bytes
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
