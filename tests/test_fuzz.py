@@ -297,6 +297,7 @@ def _raw_request(port: int, head: bytes, body: bytes, *, cut_short: bool = False
                         st.integers(0, 5000).map(str)),
        headers=st.lists(st.tuples(HEADER_NAME, HEADER_VALUE), max_size=4),
        query=st.sampled_from(["", "?prompt=hi", "?prompt=" + "x" * 3000, "?%ff%fe=\x01", "?prompt=%00"]))
+@example(body=b"", content_type="audio/wav", length="1", headers=[], query="")  # found by the long profile
 def test_api_transcribe_any_bytes_and_headers(server, body: bytes, content_type: str, length: str,
                                               headers: list[tuple[str, str]], query: str) -> None:
     api, state, _ = server

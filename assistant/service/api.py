@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from assistant.audio import SAMPLE_RATE, AudioFormatError, decode_wav, float_to_pcm16, resample
 from assistant.scheduler import Priority, work_priority
@@ -191,10 +192,13 @@ class _Handlers:
         if request.content_length is not None and request.content_length > cap:
             raise ApiError(413, "payload_too_large", f"{what}: body of {request.content_length} bytes exceeds the cap of {cap}")
         body = bytearray()
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > cap:
-                raise ApiError(413, "payload_too_large", f"{what}: body exceeds the cap of {cap} bytes")
+        try:
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > cap:
+                    raise ApiError(413, "payload_too_large", f"{what}: body exceeds the cap of {cap} bytes")
+        except (HttpProcessingError, ConnectionResetError) as exc:  # the client hung up mid-body: its fault
+            raise ApiError(400, "bad_request", f"{what}: the request body ended early ({exc})") from exc
         if not body:
             raise ApiError(400, "bad_request", f"{what}: the request body is empty")
         return bytes(body)
