@@ -153,7 +153,8 @@ def build_loop(
     on_reply: Callable[[str], None] | None = None,
     conversation: ConversationSettings | None = None,
 ) -> ListenLoop:
-    """The listen loop: replies go to `speaker` (muting the listener while it speaks), or to
+    """The listen loop: replies go to `speaker` (while it speaks the listener hears only the stop
+    set, checked against what its player plays, or nothing with `barge_in` off), or to
     `on_reply` when there is no speaker (replies printed or logged only). `conversation` sets
     the confirmation and follow-up windows and the wake word (its detector is loaded here)."""
     from assistant.conversation import Conversation, ConversationSettings
@@ -169,7 +170,10 @@ def build_loop(
     if speaker is not None:
         speak: Callable[[str], None] | None = speaker.say
         is_speaking: Callable[[], bool] = lambda: speaker.is_speaking  # noqa: E731 - read at each frame
+        interrupt: Callable[[], None] | None = speaker.stop
+        played = speaker.played
     else:
-        speak, is_speaking = on_reply, (lambda: False)
+        speak, is_speaking, interrupt, played = on_reply, (lambda: False), None, None
     return ListenLoop(source, recognizer, dispatcher, settings=settings or LoopSettings(), speak=speak,
-                      is_speaking=is_speaking, on_event=on_event, conversation=Conversation(talk), wake=wake)
+                      is_speaking=is_speaking, on_event=on_event, conversation=Conversation(talk), wake=wake,
+                      interrupt=interrupt, played=played)

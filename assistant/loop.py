@@ -15,9 +15,16 @@ once and the capture thread closes the command at that pause; otherwise the comm
 and the long window (`silence_seconds`) closes it, its recognition reusing the speculative
 first pass when no speech followed the pause.
 
-While `is_speaking()` is true the segmenter gets `muted=True`: the assistant never hears its
-own replies, and so nothing said during a reply (not even "stop") is heard. An exception in any stage is logged and reported as an "error" event, and the loop
-goes on with the next frame or segment.
+Barge-in (docs/bargein.md): while `is_speaking()` is true the loop keeps listening, but only for
+the stop set. The segmenter gets `barge_in=True` (a command that starts then pauses after
+`barge_in_pause_seconds` and is cut at `barge_in_max_seconds`), each frame is checked against
+what the player is playing (`assistant.echo.EchoGate` over `played`: the reply's own echo is not
+speech), and such a command is recognised by `Recognizer.barge_in` (only intents marked
+`barge_in: true` match); a match calls `interrupt` (the reply stops) at once, then runs its
+intent; anything else is ignored. With `LoopSettings.barge_in` False the segmenter gets
+`muted=True` instead: the assistant hears nothing while it speaks (rooms without echo
+cancellation). An exception in any stage is logged and reported as an "error" event, and the
+loop goes on with the next frame or segment.
 
 What a segment is heard as (a command, the answer to a confirmation question, or nothing
 because a wake word is on and was not said) is the `Conversation`'s decision
@@ -34,6 +41,8 @@ Events (`on_event`, one dict each; `--events jsonl` prints them):
   {"event": "no-match", "text": str}
   {"event": "handler", "intent": str, "ok": bool}
   {"event": "reply", "text": str}
+  {"event": "barge-in", "intent": str, "text": str, "eos_to_stop_ms": float}
+  {"event": "barge-in-ignored", "text": str}
   {"event": "error", "stage": str, "message": str}
   {"event": "wake", "word": str, "at": s}                      (the wake word was heard)
   {"event": "ignored", "start": s, "end": s}                   (speech without the wake word)
@@ -57,9 +66,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from assistant.asr.recognizer import CommandMatch, CommandMatcher, FirstPass, Recognition, RecognitionError, Recognizer
+from assistant.echo import EchoGate, EchoSettings
+from assistant.playback.reference import PlayedLevels
 from assistant.scheduler import SCHEDULER
 from assistant.audio import AudioSource
+from assistant.audio.format import pcm16_to_float
 from assistant.conversation import ANSWERS, CANCELLED, Conversation, Pending, Route, WakeStripped, classify_answer
 from assistant.wakeword import WakeWordDetector, strip_wake_phrase
 from assistant.vad import SegmenterSettings, SpeechPause, SpeechSegment, VadSegmenter, segment_key
@@ -93,6 +107,11 @@ class LoopSettings:
     """Where speech starts and ends (VAD mode, silence window, minimum speech)."""
     queue_size: int = 4
     """Segments waiting for recognition before the oldest is dropped (live sources only)."""
+    barge_in: bool = True
+    """Listen for the stop set while a reply plays ("stop" cuts it). False: hear nothing while
+    speaking, for a room where the reply comes back loud and there is no echo canceller."""
+    echo: EchoSettings = field(default_factory=EchoSettings)
+    """How the reply's own sound is told from a person talking over it (barge-in only)."""
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -118,6 +137,12 @@ class LoopStats:
     early: int = 0
     """Commands acted on at their first pause (no long silence window)."""
     second_passes: int = 0
+    barge_ins: int = 0
+    """Replies cut by a stop-set command spoken over them."""
+    barge_in_ms: list[float] = field(default_factory=list)
+    """End of that speech to the reply being told to stop (recognition included)."""
+    barge_in_ignored: int = 0
+    """Speech heard during a reply that was not in the stop set (not acted on)."""
     dropped_segments: int = 0
     ignored_segments: int = 0
     errors: int = 0
@@ -172,9 +197,13 @@ class ListenLoop:
         on_event: Callable[[dict], None] = _print_event,
         conversation: Conversation | None = None,
         wake: WakeWordDetector | None = None,
+        interrupt: Callable[[], None] | None = None,
+        played: PlayedLevels | None = None,
     ) -> None:
         """`conversation` holds the confirmation, follow-up and wake-word windows (default: no
-        wake word); `wake` is the detector for its wake word (required when it has one)."""
+        wake word); `wake` is the detector for its wake word (required when it has one).
+        `interrupt` stops the reply being spoken (barge-in); `played` is what the player is
+        playing, for the echo check (None: nothing audible to check against, e.g. a WAV sink)."""
         if conversation is not None and conversation.wake_on and wake is None:
             raise ValueError(f"wake word {conversation.settings.wake_word!r} is on but no WakeWordDetector was given")
         self.source = source
@@ -187,6 +216,8 @@ class ListenLoop:
         self.conversation = conversation or Conversation()
         self.wake = wake
         self._wake_commands: WakeStripped | None = None
+        self.interrupt = interrupt
+        self.echo_gate = EchoGate(played, settings.echo) if played is not None and settings.barge_in else None
         self.stats = LoopStats()
         self._queue: queue.Queue[_Queued | _Speculative | _Expiry | object] = queue.Queue(maxsize=settings.queue_size)
         self._stopping = threading.Event()
@@ -239,7 +270,11 @@ class ListenLoop:
             self._close_complete(segmenter)
             muted = self._muted()
             try:
-                out = segmenter.feed(frame, muted=muted)
+                if self.settings.barge_in:
+                    echo = self.echo_gate is not None and self.echo_gate.is_echo(pcm16_to_float(frame), time.monotonic())
+                    out = segmenter.feed(frame, barge_in=muted, echo=echo)
+                else:
+                    out = segmenter.feed(frame, muted=muted)
             except Exception as exc:  # noqa: BLE001 - a bad frame must not end listening
                 self._error("vad", exc)
                 continue
@@ -251,7 +286,7 @@ class ListenLoop:
                 conversation.spoke(now)
             elif self.wake is not None:
                 self._listen_for_wake(frame, now)
-            if segmenter.paused is not None and conversation.may_speculate():
+            if segmenter.paused is not None and (segmenter.paused.barge_in or conversation.may_speculate()):
                 self._put(_Speculative(segmenter.paused, time.perf_counter()), realtime)
             if out is not None:
                 self._enqueue(out, realtime)
@@ -360,6 +395,9 @@ class ListenLoop:
 
     def _speculate(self, item: _Speculative) -> None:
         pause = item.pause
+        if pause.barge_in:
+            self._barge_in(pause.audio, pause.start, pause.end, item.paused_at - (pause.paused_at - pause.end), pause)
+            return
         if not self.conversation.may_speculate():
             return  # a question was asked meanwhile: the whole segment is its answer
         self.stats.speculations += 1
@@ -388,6 +426,9 @@ class ListenLoop:
         with self._lock:
             if self._acted.pop(key[0], False) is None:
                 return  # acted on at its pause while this segment waited in the queue
+        if segment.barge_in:
+            self._barge_in(segment.audio, segment.start, segment.end, item.closed_at - (segment.ended_at - segment.end), None)
+            return
         spec, self._speculated = self._speculated, None
         reuse = spec[1] if spec is not None and spec[0] == key else None
         conversation = self.conversation
@@ -454,6 +495,36 @@ class ListenLoop:
                 self.speak(text)
             except Exception as exc:  # noqa: BLE001
                 self._error("speak", exc)
+
+    def _barge_in(self, audio: np.ndarray, start: float, end: float, speech_end_at: float,
+                  pause: SpeechPause | None) -> None:
+        """Speech heard while a reply played: a stop-set command stops the reply at once and
+        then runs; anything else is ignored. At a pause, a match also closes the command there."""
+        try:
+            result = self.recognizer.barge_in(audio)
+        except RecognitionError as exc:
+            self._error(exc.stage, exc.__cause__ or exc)
+            return
+        if result.match is None:
+            if result.text:
+                self.stats.barge_in_ignored += 1
+                self._emit({"event": "barge-in-ignored", "text": result.text})
+            return
+        if self.interrupt is not None:
+            try:
+                self.interrupt()
+            except Exception as exc:  # noqa: BLE001 - the intent still runs
+                self._error("interrupt", exc)
+        stopped_ms = (time.perf_counter() - speech_end_at) * 1000
+        self.stats.barge_ins += 1
+        self.stats.barge_in_ms.append(stopped_ms)
+        self._emit({"event": "barge-in", "intent": result.match.intent, "text": result.text,
+                    "eos_to_stop_ms": round(stopped_ms, 1)})
+        if pause is not None:
+            with self._lock:
+                _remember(self._acted, pause.key[0])
+            self._close_requests.put(pause)
+        self._act(result, start, end, time.perf_counter(), speech_end_at, early=pause is not None)
 
     def _act(self, result: Recognition, start: float, end: float, closed_at: float, speech_end_at: float, *,
              early: bool, wake: float | None = None) -> None:

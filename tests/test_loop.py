@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from assistant.asr import Transcript
@@ -217,10 +218,61 @@ def test_a_failing_event_consumer_does_not_stop_listening(commands, dispatcher):
     assert len(spoken) == 1
 
 
-def test_nothing_is_heard_while_the_assistant_speaks(commands, dispatcher):
+def test_with_barge_in_off_nothing_is_heard_while_the_assistant_speaks(commands, dispatcher):
     asr = ScriptedASR("stop")
-    _, events, _ = run_loop(FramesSource("stop.wav"), asr, commands, dispatcher, is_speaking=lambda: True)
+    _, events, _ = run_loop(FramesSource("stop.wav"), asr, commands, dispatcher, is_speaking=lambda: True,
+                            settings=LoopSettings(barge_in=False))
     assert events == [] and asr.calls == 0
+
+
+def test_stop_spoken_over_a_reply_interrupts_it_then_runs_its_intent(commands, dispatcher):
+    """Barge-in: while speaking, "stop" is recognised once (at its short pause), the reply is cut
+    before the intent runs, and the segment is not recognised again when it closes."""
+    asr = ScriptedASR("Stop.")
+    order: list[str] = []
+    interrupts: list[float] = []
+
+    def interrupt():
+        interrupts.append(time.perf_counter())
+        order.append("interrupt")
+
+    events: list[dict] = []
+    loop = ListenLoop(FramesSource("stop.wav", "silence.wav"), Recognizer(asr, commands), dispatcher,
+                      on_event=lambda e: (events.append(e), order.append(e["event"])), speak=lambda t: None,
+                      is_speaking=lambda: not interrupts, interrupt=interrupt)
+    loop.run()
+    assert len(interrupts) == 1 and asr.calls == 1 and asr.passes == [True]
+    assert order.index("interrupt") < order.index("intent") < order.index("handler")
+    (barge,) = [e for e in events if e["event"] == "barge-in"]
+    assert barge["intent"] == "Stop" and barge["eos_to_stop_ms"] >= 0
+    assert [e["intent"] for e in events if e["event"] == "intent"] == ["Stop"]
+    assert loop.stats.barge_ins == 1 and len(loop.stats.barge_in_ms) == 1
+
+
+@pytest.mark.parametrize("heard", ["Turn on the kitchen lights.", "Stop the timer.", "Stop the music please now."])
+def test_during_a_reply_anything_but_the_stop_set_is_ignored(commands, dispatcher, heard):
+    """Only intents marked barge_in match mid-reply: another command (even one that starts with
+    "stop") is never run, and the reply is not cut."""
+    interrupts: list[int] = []
+    loop, events, _ = run_loop(FramesSource("what_time.wav"), ScriptedASR(heard, heard, heard), commands, dispatcher,
+                               is_speaking=lambda: True, interrupt=lambda: interrupts.append(1))
+    assert interrupts == []
+    assert "intent" not in kinds(events) and "handler" not in kinds(events)
+    assert {"event": "barge-in-ignored", "text": heard} in events and loop.stats.barge_in_ignored >= 1
+
+
+def test_the_replys_own_echo_is_not_heard_as_speech(commands, dispatcher):
+    """The echo check: the player reports a reply far louder than what the microphone hears, so
+    the microphone's speech is taken for the reply's echo and nothing is recognised."""
+    from assistant.playback.reference import PlayedLevels
+
+    played = PlayedLevels()
+    played.record(np.full(16000 * 120, 0.5, dtype=np.float32), 16000, heard_at=time.monotonic() - 1)
+    asr = ScriptedASR("Stop.")
+    loop, events, _ = run_loop(FramesSource("stop.wav"), asr, commands, dispatcher, is_speaking=lambda: True,
+                               interrupt=lambda: None, played=played)
+    assert events == [] and asr.calls == 0
+    assert loop.echo_gate is not None and loop.echo_gate.echo_frames > 10
 
 
 def test_recognition_never_blocks_a_live_source_oldest_segments_are_dropped(commands, dispatcher, caplog):

@@ -56,6 +56,8 @@ class CommandMatcher(Protocol):
 
     def vocabulary(self) -> list[str]: ...
 
+    def barge_in_intents(self) -> frozenset[str]: ...
+
 
 class Transcriber(Protocol):
     """A resident speech-to-text model (an `assistant.asr.WhisperASR`)."""
@@ -244,6 +246,26 @@ class Recognizer:
             return None, first
         path = "short" if self.settings.short_first_pass else "full"
         return Recognition(first.text, match, path, first.asr_ms, match_ms, 1), first
+
+    def barge_in(self, audio: np.ndarray) -> Recognition:
+        """Speech heard while a reply plays: is it one of the stop set? One first pass, matched
+        against the full grammar and kept only when it is an exact match of an intent the
+        matcher lists in `barge_in_intents()` ("stop", "be quiet"); a near-miss repair is never
+        taken (it could make "stop" of the reply's own words), and any other command ("stop the
+        timer", "turn on the lights") comes back with `match` None: never acted on mid-reply."""
+        with self._lock:
+            commands, prompt = self._commands, self._prompt
+        first = self._first_pass(audio, prompt)
+        match, match_ms = self._match(commands, first.text)
+        if match is not None:
+            try:
+                allowed = commands.barge_in_intents()
+            except Exception as exc:  # noqa: BLE001
+                raise RecognitionError("match", exc) from exc
+            if not match.exact or match.intent not in allowed:
+                match = None
+        path = "short" if self.settings.short_first_pass else "full"
+        return Recognition(first.text, match, path, first.asr_ms, match_ms, 1)
 
     def _first_pass(self, audio: np.ndarray, prompt: str | None) -> FirstPass:
         text, asr_ms = self._transcribe(audio, prompt, short=self.settings.short_first_pass)

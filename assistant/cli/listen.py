@@ -62,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     speak.add_argument("--no-speak", action="store_true", help="print replies only")
     speak.add_argument("--speak-to", metavar="FILE.wav", help="write spoken replies to this WAV file")
     listen.add_argument("--output-device", help="speaker: index or part of its name (default: the system's)")
+    listen.add_argument("--no-barge-in", action="store_true",
+                        help="hear nothing while a reply plays (no \"stop\" mid-reply): for a room where the reply "
+                             "comes back loud and there is no echo canceller (see `assistant doctor`)")
     listen.add_argument("--engine", default="auto", help="TTS engine: auto, tortoise, piper, espeak (default auto)")
     listen.add_argument("--voice", default=None, help="TTS voice (Tortoise voice name, Piper model, espeak voice)")
     listen.add_argument("--no-self-check", action="store_true",
@@ -163,7 +166,8 @@ def run_listen(args: argparse.Namespace) -> int:
                                           recognition=args.recognition))
     segmenter = SegmenterSettings().windows(silence=args.silence, pause=args.pause)
     loop = assemble.build_loop(source, recognizer, dispatcher, speaker=speaker, on_event=emit,
-                               settings=LoopSettings(segmenter=segmenter), conversation=talk)
+                               settings=LoopSettings(segmenter=segmenter, barge_in=not args.no_barge_in),
+                               conversation=talk)
     if getattr(source, "realtime", False):
         log.info("listening on the microphone (Ctrl-C to stop); try: %s", _example(commands))
     _stop_on_signals(loop)

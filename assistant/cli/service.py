@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--no-self-check", action="store_true",
                        help="do not transcribe pre-rendered replies to catch misspoken ones (saves CPU at start)")
     serve.add_argument("--output-device", metavar="DEVICE", help="output device index or name substring")
+    serve.add_argument("--no-barge-in", action="store_true",
+                       help="hear nothing while a reply plays (no \"stop\" mid-reply): for a room where the reply "
+                            "comes back loud and there is no echo canceller (see `assistant doctor`)")
     serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between checks of the commands file")
     from assistant.cli.listen import add_conversation_args
 
@@ -140,7 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
         listen=not args.no_mic, transcribe=not args.no_transcribe, input=args.input, mic_device=args.mic, whisper_model=args.model,
         device=args.device, engine=args.engine, voice=args.voice, speak=not args.no_speak,
         output_device=args.output_device, reload_interval=args.reload_interval, wyoming=wyoming,
-        self_check=not args.no_self_check, conversation=talk,
+        self_check=not args.no_self_check, conversation=talk, barge_in=not args.no_barge_in,
     )
     try:
         return serve(options)

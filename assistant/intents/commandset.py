@@ -109,6 +109,10 @@ class CommandSet:
         words = tokenize(percent_as_word(strip_fillers(text, self._vocabulary_set)))
         return any(continues(graph, words) for _, graph in self._graphs)
 
+    def barge_in_intents(self) -> frozenset[str]:
+        """Intents marked `barge_in: true`: the only ones heard while a reply plays."""
+        return frozenset(name for name, spec in self.intents.items() if spec.barge_in)
+
     def vocabulary(self) -> list[str]:
         """Distinct words of the grammar and its list values (for Whisper's prompt)."""
         return list(self._vocabulary)

@@ -25,7 +25,7 @@ from assistant.intents.template import CheckedTemplate, Reference, TemplateSynta
 from assistant.yamlpos import PosDict, PosList, load_yaml, position
 
 TOP_KEYS = ("language", "intents", "lists", "expansion_rules", "skip_words", "settings", "responses")
-INTENT_KEYS = ("data", "reply", "handler", "confirm")
+INTENT_KEYS = ("data", "reply", "handler", "confirm", "barge_in")
 DATA_KEYS = (
     "sentences",
     "slots",
@@ -40,7 +40,7 @@ DATA_KEYS = (
     "name_domains",
     "settings",
 )
-SHORTHAND_KEYS = DATA_KEYS + ("reply", "handler", "confirm")
+SHORTHAND_KEYS = DATA_KEYS + ("reply", "handler", "confirm", "barge_in")
 LIST_KINDS = ("values", "range", "wildcard")
 RANGE_KEYS = ("from", "to", "step", "type", "fractions", "multiplier", "digits", "words", "words_language")
 MAX_RANGE_NUMBERS = 10_000
@@ -489,6 +489,9 @@ class _Loader:
             self.check_reply(reply, allowed, name)
 
         confirm = self.check_confirm(intent, slots, name) if "confirm" in intent else None
+        barge_in = False
+        if "barge_in" in intent:
+            barge_in = self.expect(intent, "barge_in", bool, "true or false (heard while a reply plays)")
 
         line, column = intents_node.pos_of(name)
         return IntentSpec(
@@ -498,6 +501,7 @@ class _Loader:
             confirm=confirm,
             sentences=tuple(sentences),
             slots=frozenset(slots),
+            barge_in=bool(barge_in),
             line=line,
             column=column,
         )

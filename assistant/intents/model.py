@@ -23,6 +23,8 @@ class IntentSpec:
     runs; None: the intent runs at once."""
     sentences: tuple[str, ...] = ()
     slots: frozenset[str] = frozenset()
+    barge_in: bool = False
+    """Heard while a reply plays (`barge_in: true`): saying it stops the reply, then runs it."""
     line: int = 0
     column: int = 0
 

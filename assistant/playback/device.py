@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from assistant.playback.base import PlaybackUnavailable
+from assistant.playback.reference import PlayedLevels
 from assistant.audio.clip import Audio
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class DevicePlayer:
         self._queue: queue.Queue[tuple[int, str, Any]] = queue.Queue()
         self._pushback: tuple[int, str, Any] | None = None
         self.stats = PlaybackStats(prebuffer_waits=[], started_at=[])
+        self.played = PlayedLevels()
+        """Level of every block written, stamped with when it is heard: the listener's echo reference."""
         self._lock = threading.Lock()
         self._generation = 0
         self._busy = False
@@ -185,7 +188,7 @@ class DevicePlayer:
                 if not self._current(generation):
                     stream.abort()
                     return
-                stream.write(samples[start:start + block].reshape(-1, 1))
+                self._write(stream, samples[start:start + block])
             try:
                 item = self._next(timeout=0)
             except queue.Empty:
@@ -198,6 +201,12 @@ class DevicePlayer:
                 stream.abort()
                 return
         stream.stop()  # waits until the last block has been played
+
+    def _write(self, stream: Any, piece: np.ndarray) -> None:
+        """Write one block, noting its level and when it will be heard (after the device's latency)."""
+        stream.write(piece.reshape(-1, 1))  # returns once the block is queued behind `latency` of audio
+        latency = float(getattr(stream, "latency", 0.0) or 0.0)
+        self.played.record(piece, self.sample_rate, time.monotonic() + latency)
 
     # -- a framed reply: jitter buffer, one stream, silence instead of underflow ---------------
 
@@ -256,7 +265,7 @@ class DevicePlayer:
                         stream.abort()
                         return
                     piece = samples[start:start + block]
-                    stream.write(piece.reshape(-1, 1))
+                    self._write(stream, piece)
                     written += len(piece)
                 in_gap = False
             if ended:

@@ -2,9 +2,9 @@
 
 `say` returns at once (the recognition worker must not wait for a reply to finish); a worker
 thread streams each reply's chunks into the player, so a streamed Tortoise reply starts playing
-after its first chunk. `is_speaking` is true while a reply is being rendered or played, and the
-loop ignores the microphone all that time (its own voice, but also a spoken "stop": no barge-in
-yet). Each reply is rendered at live priority and holds back pre-rendering until it is fully
+after its first chunk. `is_speaking` is true while a reply is being rendered or played; the
+loop then listens only for the stop set (barge-in), checking what it hears against `played`
+(what the player is playing), or not at all with barge-in off. Each reply is rendered at live priority and holds back pre-rendering until it is fully
 rendered (`assistant.scheduler`), so no background step slips in between two of its chunks.
 A player that frames replies (`ReplyPlayer`: the sound device) gets each reply framed with a
 jitter buffer sized from the engine's measured speed (`jitter.py`), so a reply made slower than
@@ -20,6 +20,7 @@ import threading
 import time
 
 from assistant.playback.base import Player, ReplyPlayer
+from assistant.playback.reference import PlayedLevels
 from assistant.playback.jitter import JitterSettings, RateMeter, expected_seconds, prebuffer_seconds
 from assistant.scheduler import SCHEDULER, Priority, work_priority
 from assistant.tts.speech import Speech
@@ -54,6 +55,13 @@ class Speaker:
         with self._lock:
             busy = self._pending.get(self._generation, 0) > 0
         return busy or self.player.is_playing
+
+    @property
+    def played(self) -> PlayedLevels | None:
+        """What the player is sending to the speaker (the listener's echo reference); None for a
+        player that makes no sound in the room (a WAV file)."""
+        played = getattr(self.player, "played", None)
+        return played if isinstance(played, PlayedLevels) else None
 
     def say(self, text: str) -> None:
         with self._lock:

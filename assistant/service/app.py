@@ -78,6 +78,9 @@ class ServeOptions:
     """False (--no-speak): replies are logged, not played."""
     output_device: str | None = None
     """Speaker: index or part of its name; None: the system's default output."""
+    barge_in: bool = True
+    """Listen for "stop" (the stop set) while a reply plays; False (--no-barge-in): hear nothing
+    while speaking, for rooms where the reply comes back loud and nothing cancels echo."""
     reload_interval: float = 1.0
     """Seconds between checks of the commands file for changes (hot reload)."""
     stall_seconds: float = 45.0
@@ -283,9 +286,12 @@ class Service:
     def _make_loop(self, source: HeartbeatSource) -> Any:
         assert self.dispatcher is not None
         self.loop_metrics.reset_vad()
+        from assistant.loop import LoopSettings
+
         return assemble.build_loop(source, self.recognizer, self.dispatcher, speaker=self.speaker,
                                    on_event=self._on_event, on_reply=self._log_reply,
-                                   conversation=self.options.conversation)
+                                   conversation=self.options.conversation,
+                                   settings=LoopSettings(barge_in=self.options.barge_in))
 
     def _start_api(self, settings: ApiSettings) -> None:
         backend = ApiBackend(

@@ -51,6 +51,42 @@ def check_audio() -> list[Finding]:
     return [Finding("audio", OK, f"{len(inputs)} input device(s) ({names}); default: {default['name']}")]
 
 
+ECHO_CANCEL_FIX = (
+    "pactl load-module module-echo-cancel aec_method=webrtc source_name=echo_cancel_source "
+    "sink_name=echo_cancel_sink && pactl set-default-source echo_cancel_source && pactl set-default-sink "
+    "echo_cancel_sink (PipeWire: the same command via pipewire-pulse, or its echo-cancel module); in a loud room "
+    "with none, `--no-barge-in`"
+)
+
+
+def check_echo_cancel(run: Callable[[list[str]], tuple[int, str]] | None = None) -> list[Finding]:
+    """Barge-in listens while replies play: is the audio server cancelling their echo?"""
+    if shutil.which("pactl") is None and run is None:
+        return [Finding("echo-cancel", OK, "no PulseAudio/PipeWire (pactl): barge-in relies on its level check "
+                        "against the reply alone", ECHO_CANCEL_FIX)]
+    run = run or _run
+    code, modules = run(["pactl", "list", "short", "modules"])
+    if code != 0:
+        return [Finding("echo-cancel", OK, "no PulseAudio/PipeWire server answers: barge-in relies on its level "
+                        "check against the reply alone")]
+    names: list[str] = []
+    for line in modules.splitlines():
+        fields = line.split("\t")
+        if len(fields) > 1 and fields[1].endswith("module-echo-cancel"):
+            args = dict(arg.split("=", 1) for arg in (fields[2] if len(fields) > 2 else "").split() if "=" in arg)
+            names.append(args.get("source_name", "echo-cancel-source"))
+    if not names:
+        return [Finding("echo-cancel", WARN, "no echo-cancel source: while a reply plays, \"stop\" is told from the "
+                        "reply's echo by level alone (a loud speaker near the microphone needs more)", ECHO_CANCEL_FIX)]
+    _, default = run(["pactl", "get-default-source"])
+    default = default.strip()
+    if default in names:
+        return [Finding("echo-cancel", OK, f"echo cancellation active: the default source is {default}")]
+    return [Finding("echo-cancel", WARN, f"echo-cancel source {names[0]} exists but the default source is "
+                    f"{default or 'unknown'}: the assistant hears the uncancelled microphone",
+                    f"pactl set-default-source {names[0]}  (or `assistant listen --device {names[0]}`)")]
+
+
 def check_whisper() -> list[Finding]:
     from assistant.asr import weights
 
@@ -261,6 +297,7 @@ def default_checks(commands: Path, checksums: bool = True, speed: bool = True) -
         ("state", check_state),
         ("commands", lambda: check_commands(commands)),
         ("audio", check_audio),
+        ("echo-cancel", check_echo_cancel),
         ("whisper", check_whisper),
         ("tortoise", lambda: check_tortoise(checksums)),
         ("voices", check_voices),

@@ -26,6 +26,7 @@ class SpeechSegment:
     ended_at: stream seconds when the segment was closed (end + the silence window, or the
     pause at which it was found complete).
     reason: "silence", "complete", "max_length" or "end_of_input".
+    barge_in: it started while a reply played (only the stop set may match it).
     """
 
     start: float
@@ -33,6 +34,7 @@ class SpeechSegment:
     audio: np.ndarray = field(repr=False)
     ended_at: float = 0.0
     reason: str = "silence"
+    barge_in: bool = False
 
     @property
     def duration(self) -> float:
@@ -52,6 +54,8 @@ class SpeechPause:
     """Stream seconds of the pause (end + pause_seconds)."""
     key: tuple[int, int] = (0, 0)
     """(first speech frame, one past the last): equal keys mean equal audio."""
+    barge_in: bool = False
+    """It started while a reply played (only the stop set may match it)."""
 
 
 def segment_key(segment: SpeechSegment) -> tuple[int, int]:
@@ -100,11 +104,14 @@ class VadSegmenter:
             raise ValueError(f"a frame must be {FRAME_BYTES} bytes (30 ms s16le 16 kHz mono), got {len(frame)}")
         return self._vad.is_speech(frame, SAMPLE_RATE)
 
-    def feed(self, frame: bytes, muted: bool = False) -> SpeechSegment | None:
+    def feed(self, frame: bytes, muted: bool = False, *, barge_in: bool = False,
+             echo: bool = False) -> SpeechSegment | None:
         """One 30 ms frame in; a finished segment out when this frame closed one. When this frame
-        made the first pause in a command, `paused` holds the command so far until the next frame."""
-        speech = False if muted else self.is_speech(frame)
-        events = self.segmenter.process(speech, muted=muted)
+        made the first pause in a command, `paused` holds the command so far until the next frame.
+        `barge_in`: a reply plays and the stop set is listened for (`Segmenter.process`); `echo`:
+        the caller's echo check found this frame to be the reply's own sound, so it is not speech."""
+        speech = False if muted or echo else self.is_speech(frame)
+        events = self.segmenter.process(speech, muted=muted, barge_in=barge_in)
         kept = _SILENT_FRAME if self.segmenter.ignoring else frame
         index = self.segmenter.frame_index - 1
         if self._segment is not None:
@@ -150,6 +157,7 @@ class VadSegmenter:
             audio=pcm16_to_float(b"".join((self._segment or [])[:stop])),
             paused_at=(index + 1) * FRAME_SECONDS,
             key=(event.start_frame, event.end_frame),
+            barge_in=event.barge_in,
         )
 
     def _finish(self, event: SpeechEnded, index: int) -> SpeechSegment:
@@ -167,4 +175,5 @@ class VadSegmenter:
             audio=audio,
             ended_at=(index + 1) * FRAME_SECONDS,
             reason=event.reason,
+            barge_in=event.barge_in,
         )

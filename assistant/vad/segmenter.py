@@ -36,6 +36,8 @@ class SpeechEnded:
     end_frame: int
     closed_frame: int
     reason: str
+    barge_in: bool = False
+    """It started while a reply played: only the stop set may match it."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class SpeechPaused:
     start_frame: int
     end_frame: int
     frame: int
+    barge_in: bool = False
+    """It started while a reply played (paused after `barge_in_pause_seconds`)."""
 
 
 Event = SpeechStarted | SpeechPaused | SpeechEnded
@@ -66,6 +70,8 @@ class Segmenter:
         self.max_frames = max(self.speech_frames, to_frames(settings.max_seconds, frame_seconds))
         self.min_frames = to_frames(settings.min_seconds, frame_seconds)
         self.tail_frames = to_frames(settings.mute_tail_seconds, frame_seconds)
+        self.barge_pause_frames = max(1, to_frames(settings.barge_in_pause_seconds, frame_seconds))
+        self.barge_max_frames = max(self.speech_frames, to_frames(settings.barge_in_max_seconds, frame_seconds))
         self.frame_index = 0
         """Frames processed so far (the next frame's number)."""
         self.in_command = False
@@ -78,9 +84,16 @@ class Segmenter:
         self._run = 0  # consecutive speech frames up to this one
         self._silence = 0  # in a command: frames of silence (blips included) since real speech
         self._last_speech_end = 0
+        self._barge = False  # the command in progress started in barge-in mode
+        self._barge_mode = False  # the last frame was fed in barge-in mode
 
-    def process(self, is_speech: bool, muted: bool = False) -> list[Event]:
-        """Feed one frame's decision; `muted` = the assistant is speaking now (frame ignored)."""
+    def process(self, is_speech: bool, muted: bool = False, barge_in: bool = False) -> list[Event]:
+        """Feed one frame's decision. `muted`: the assistant is speaking and nothing is heard
+        (the frame is ignored, and `mute_tail_seconds` after). `barge_in`: the assistant is
+        speaking and the stop set is listened for: the frame counts, and a command that starts
+        now is a barge-in command (its own short pause and length limit; its events say so).
+        Telling the reply's echo from speech is the caller's: it passes `is_speech` False for echo."""
+        self._barge_mode = barge_in and not muted
         index = self.frame_index
         self.frame_index += 1
         if muted:
@@ -127,6 +140,7 @@ class Segmenter:
         if self._count < self.speech_frames:
             return []
         self.in_command = True
+        self._barge = self._barge_mode
         self._silence = 0
         self._last_speech_end = index + 1
         return [SpeechStarted(self._start, index)]
@@ -138,15 +152,16 @@ class Segmenter:
         else:
             self._silence += 1
         length = index + 1 - self._start
-        if length >= self.max_frames:
+        if length >= (self.barge_max_frames if self._barge else self.max_frames):
             return [self._end(index + 1, index, "max_length")]
         if self._silence >= self.silence_frames and length >= self.min_frames:
             return [self._end(self._last_speech_end, index, "silence")]
-        if self.pause_frames and self._silence == self.pause_frames:
-            return [SpeechPaused(self._start, self._last_speech_end, index)]
+        pause = self.barge_pause_frames if self._barge else self.pause_frames
+        if pause and self._silence == pause:
+            return [SpeechPaused(self._start, self._last_speech_end, index, self._barge)]
         return []
 
     def _end(self, end_frame: int, closed_frame: int, reason: str) -> SpeechEnded:
         self.in_command = False
         self._count = self._gap = self._silence = 0
-        return SpeechEnded(self._start, end_frame, closed_frame, reason)
+        return SpeechEnded(self._start, end_frame, closed_frame, reason, self._barge)

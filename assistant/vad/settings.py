@@ -58,6 +58,16 @@ class SegmenterSettings:
     """Frames heard while the assistant itself speaks are ignored, and this long after it stops
     (room echo, playback buffers), so it never answers itself."""
 
+    barge_in_pause_seconds: float = 0.12
+    """While a reply plays (barge-in), the pause after which speech is checked against the stop
+    set: short, because the reply must stop within 300 ms of the end of "stop" and recognition
+    and the device's latency take the rest. Longer than the 60-90 ms webrtcvad loses inside
+    "stop"."""
+
+    barge_in_max_seconds: float = 2.0
+    """Speech heard while a reply plays is cut at this length: every stop phrase is shorter, and
+    a long stretch (a TV, the reply's own echo) is not held open."""
+
     def __post_init__(self) -> None:
         if not 0 <= self.aggressiveness <= 3 or int(self.aggressiveness) != self.aggressiveness:
             raise ValueError(f"aggressiveness must be 0, 1, 2 or 3, got {self.aggressiveness!r}")
@@ -67,6 +77,9 @@ class SegmenterSettings:
         for name in ("gap_seconds", "blip_seconds", "preroll_seconds", "postroll_seconds", "min_seconds", "mute_tail_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)!r}")
+        for name in ("barge_in_pause_seconds", "barge_in_max_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.pause_seconds < 0:
             raise ValueError(f"pause_seconds must not be negative, got {self.pause_seconds!r}")
         if self.pause_seconds >= self.silence_seconds:
