@@ -232,3 +232,25 @@ def test_doctor_times_each_voice_and_says_which_speaks_live(tmp_path) -> None:
     findings = check_speed(speech)
     assert [(f.status, f.detail.split(":")[0]) for f in findings] == [(WARN, "tortoise"), (OK, "piper")]
     assert "piper speaks the others" in findings[0].detail and "GPU" in findings[0].fix
+
+
+def _pactl(modules: str, default: str = "", code: int = 0):
+    def run(argv):
+        if argv[:3] == ["pactl", "list", "short"]:
+            return code, modules
+        return 0, default + "\n"
+    return run
+
+
+def test_echo_cancel_active_missing_or_not_the_default_source() -> None:
+    loaded = "7\tmodule-echo-cancel\tsource_master=mic aec_method=webrtc source_name=mic_aec sink_name=spk_aec\t\n"
+    (finding,) = doctor.check_echo_cancel(_pactl(loaded, "mic_aec"))
+    assert finding.status == OK and "mic_aec" in finding.detail
+    (finding,) = doctor.check_echo_cancel(_pactl(loaded, "alsa_input.usb"))
+    assert finding.status == WARN and finding.fix.startswith("pactl set-default-source mic_aec")
+    (finding,) = doctor.check_echo_cancel(_pactl("1\tmodule-null-sink\tsink_name=speaker\t\n", "mic"))
+    assert finding.status == WARN and "module-echo-cancel aec_method=webrtc" in finding.fix and "--no-barge-in" in finding.fix
+    pipewire = "536870913\tlibpipewire-module-echo-cancel\tsource_name=ec_source\t\n"
+    assert doctor.check_echo_cancel(_pactl(pipewire, "ec_source"))[0].status == OK
+    (finding,) = doctor.check_echo_cancel(_pactl("", code=1))
+    assert finding.status == OK and "level check" in finding.detail

@@ -277,3 +277,42 @@ def test_confirm_may_not_use_handler_fields(tmp_path):
             confirm: "Is it {time}?"
         """)
     assert where(error) == (5, 21) and "unknown slot {time}" in str(error)
+
+
+def test_barge_in_must_be_true_or_false(tmp_path):
+    error = load_error(tmp_path, """
+        intents:
+          Hush:
+            sentences: [hush]
+            barge_in: "yes"
+        """)
+    assert where(error) == (4, 15) and "'barge_in' must be true or false" in str(error)
+
+
+def test_barge_in_marks_the_intents_heard_during_a_reply(tmp_path):
+    path = tmp_path / "commands.yaml"
+    path.write_text(textwrap.dedent('''
+        intents:
+          Hush:
+            sentences: [hush]
+            barge_in: true
+          Lights:
+            data:
+              - sentences: [lights on]
+            barge_in: false
+          Other:
+            sentences: [other]
+        ''').lstrip("\n"), encoding="utf-8")
+    commands = load_commands(path)
+    assert commands.barge_in_intents() == frozenset({"Hush"})
+    assert commands.intents["Hush"].barge_in and not commands.intents["Other"].barge_in
+
+
+def test_the_shipped_stop_intent_is_heard_during_a_reply():
+    from asr_support import COMMANDS
+
+    commands = load_commands(COMMANDS)
+    assert "Stop" in commands.barge_in_intents()
+    for said in ("stop", "cancel", "never mind", "be quiet"):
+        match = commands.match(said)
+        assert match is not None and match.intent in commands.barge_in_intents(), said

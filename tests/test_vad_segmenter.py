@@ -227,3 +227,42 @@ def test_windows_sets_the_long_window_and_keeps_the_short_one_below_it():
     assert SegmenterSettings().windows(silence=1.25).pause_seconds == SegmenterSettings().pause_seconds
     assert SegmenterSettings().windows(pause=0).pause_seconds == 0
     assert SegmenterSettings().windows() == SegmenterSettings()
+
+
+def run_barge(pattern: str, settings: SegmenterSettings) -> list:
+    """"b" speech and "_" silence while a reply plays (barge-in mode); "#"/"." as usual."""
+    seg = Segmenter(settings, frame_seconds=F)
+    events = []
+    for ch in pattern.replace(" ", ""):
+        events += seg.process(ch in "#b", barge_in=ch in "b_")
+    return events
+
+
+def test_barge_in_mode_hears_speech_and_marks_its_commands():
+    """While a reply plays (barge_in, not muted) speech counts; the command that starts then is
+    a barge-in one, pauses after barge_in_pause_seconds (not pause_seconds) and says so."""
+    s = base(pause_seconds=frames(3), barge_in_pause_seconds=frames(1), silence_seconds=frames(6))
+    events = run_barge("__ bbbb __ ____", s)
+    assert events[0] == SpeechStarted(2, 4)
+    assert events[1] == SpeechPaused(2, 6, 6, barge_in=True)
+    assert events[2] == SpeechEnded(2, 6, 11, "silence", barge_in=True)
+    # the same speech outside a reply: the usual pause, and not a barge-in command
+    events = run_barge(".. #### ......", s)
+    assert events[1] == SpeechPaused(2, 6, 8, barge_in=False) and events[2].barge_in is False
+
+
+def test_barge_in_commands_are_cut_at_their_own_length_limit():
+    s = base(barge_in_max_seconds=frames(5), max_seconds=frames(100))
+    assert ended(run_barge("b" * 7, s)) == [(0, 5, "max_length")]
+    assert ended(run("#" * 12, s)) == [(0, 12, "end_of_input")]  # outside a reply: the usual limit
+
+
+def test_muted_wins_over_barge_in():
+    seg = Segmenter(base(), frame_seconds=F)
+    assert [e for _ in range(10) for e in seg.process(True, muted=True, barge_in=True)] == []
+
+
+@pytest.mark.parametrize("field", ["barge_in_pause_seconds", "barge_in_max_seconds"])
+def test_barge_in_windows_must_be_positive(field):
+    with pytest.raises(ValueError, match=field):
+        SegmenterSettings(**{field: 0})

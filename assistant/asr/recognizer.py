@@ -255,17 +255,25 @@ class Recognizer:
         timer", "turn on the lights") comes back with `match` None: never acted on mid-reply."""
         with self._lock:
             commands, prompt = self._commands, self._prompt
+        try:
+            allowed = commands.barge_in_intents()
+        except Exception as exc:  # noqa: BLE001
+            raise RecognitionError("match", exc) from exc
         first = self._first_pass(audio, prompt)
-        match, match_ms = self._match(commands, first.text)
-        if match is not None:
-            try:
-                allowed = commands.barge_in_intents()
-            except Exception as exc:  # noqa: BLE001
-                raise RecognitionError("match", exc) from exc
-            if not match.exact or match.intent not in allowed:
-                match = None
-        path = "short" if self.settings.short_first_pass else "full"
-        return Recognition(first.text, match, path, first.asr_ms, match_ms, 1)
+        match, match_ms = self._stop_match(commands, allowed, first.text)
+        if match is not None or not self.settings.short_first_pass:
+            return Recognition(first.text, match, "short" if self.settings.short_first_pass else "full",
+                               first.asr_ms, match_ms, 1)
+        # The short context often hears "stop" over a reply as "I start": ask the full window.
+        text, more_ms = self._transcribe(audio, None, short=False)
+        match, more_match_ms = self._stop_match(commands, allowed, text)
+        return Recognition(text, match, "full", first.asr_ms + more_ms, match_ms + more_match_ms, 2)
+
+    def _stop_match(self, commands: CommandMatcher, allowed: frozenset[str], text: str) -> tuple[CommandMatch | None, float]:
+        match, match_ms = self._match(commands, text)
+        if match is not None and (not match.exact or match.intent not in allowed):
+            match = None
+        return match, match_ms
 
     def _first_pass(self, audio: np.ndarray, prompt: str | None) -> FirstPass:
         text, asr_ms = self._transcribe(audio, prompt, short=self.settings.short_first_pass)

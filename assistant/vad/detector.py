@@ -108,11 +108,14 @@ class VadSegmenter:
              echo: bool = False) -> SpeechSegment | None:
         """One 30 ms frame in; a finished segment out when this frame closed one. When this frame
         made the first pause in a command, `paused` holds the command so far until the next frame.
-        `barge_in`: a reply plays and the stop set is listened for (`Segmenter.process`); `echo`:
-        the caller's echo check found this frame to be the reply's own sound, so it is not speech."""
+        `barge_in`: a reply plays and the stop
+        set is listened for (`Segmenter.process`); `echo`: the caller's echo check found this
+        frame to be the reply's own sound, so it is not speech and is kept as silence (Whisper
+        hears the person's frames, not the reply around them: with the echo kept, tiny.en gave
+        up on "stop" spoken over a reply, average log-probability -1.75 to -2.7)."""
         speech = False if muted or echo else self.is_speech(frame)
         events = self.segmenter.process(speech, muted=muted, barge_in=barge_in)
-        kept = _SILENT_FRAME if self.segmenter.ignoring else frame
+        kept = _SILENT_FRAME if self.segmenter.ignoring or echo else frame
         index = self.segmenter.frame_index - 1
         if self._segment is not None:
             self._segment.append(kept)
