@@ -125,6 +125,7 @@ class Satellite:
         self._done: asyncio.Event | None = None
         self._reply_rate: int | None = None
         self._reply_started = 0.0
+        self._getter: asyncio.Task | None = None
 
     # -- capture (a thread) --------------------------------------------------------------------
 
@@ -226,31 +227,23 @@ class Satellite:
     async def _serve(self, client: AsyncClient, reader: asyncio.Task, pending: Any) -> Any:
         """Send commands until the input ends (returns _END) or the connection breaks (returns
         the command in flight, if any)."""
-        getter: asyncio.Task | None = None
-        try:
-            while True:
-                segment = pending
-                if segment is None:
-                    getter = asyncio.create_task(self._next_segment())
-                    await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    if not getter.done():
-                        return None  # the server went away while we waited
-                    segment, getter = getter.result(), None
-                if segment is _END:
-                    await self._drain_replies(reader)
-                    return _END
-                pending = segment
-                if not await self._exchange(client, reader, segment):
-                    return pending if reader.done() else None
-                pending = None
-        finally:
-            if getter is not None and not getter.done():
-                # the getter thread stays blocked on the queue; hand it back whatever it takes
-                getter.add_done_callback(lambda task: self._requeue(task))
-
-    def _requeue(self, task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is None:
-            self._segments.put(task.result())
+        while True:
+            segment = pending
+            if segment is None:
+                # One waiting getter at a time, kept across reconnections, so commands stay in order.
+                if self._getter is None:
+                    self._getter = asyncio.create_task(self._next_segment())
+                await asyncio.wait({self._getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if not self._getter.done():
+                    return None  # the server went away while we waited
+                segment, self._getter = self._getter.result(), None
+            if segment is _END:
+                await self._drain_replies(reader)
+                return _END
+            pending = segment
+            if not await self._exchange(client, reader, segment):
+                return pending if reader.done() else None
+            pending = None
 
     async def _drain_replies(self, reader: asyncio.Task) -> None:
         """End of input: let an announcement that is arriving finish playing."""

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from assistant.audio import float_to_pcm16, read_wav, write_wav
 from assistant.audio import WavFileSource
 from assistant.playback import FileSink
 from assistant.satellite import Satellite, SatelliteSettings, backoff_delays
+from assistant.service.wyoming import WyomingSettings
 from assistant.tts.cache import ReplyCache
 from assistant.tts.speech import Speech, SpeechSettings
 
@@ -126,6 +128,56 @@ def test_the_microphone_is_muted_while_a_reply_plays(tmp_path: Path, monkeypatch
     else:
         assert len(speech) == 1 and len(sat.exchanges) == 1 and failed == 1
         assert sat.exchanges[0].error.startswith("unavailable")
+
+
+class GatedSource(WavFileSource):
+    """A WAV file whose frames stop at `gate_frame` until `gate` is set (time for the test to
+    restart the server between two commands)."""
+
+    def __init__(self, path: Path, gate_frame: int) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.gate_frame = gate_frame
+
+    def frames(self):
+        for index, frame in enumerate(super().frames()):
+            if index == self.gate_frame:
+                self.gate.wait(30)
+            yield frame
+
+
+def test_the_satellite_reconnects_when_the_server_restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    settings = WyomingSettings(uri=f"tcp://127.0.0.1:{port}")
+    first = Rig(tmp_path / "a", monkeypatch, settings)
+    first.server.backend.transcribe = None  # no Whisper needed: each exchange ends with an error event
+    two = joined(tmp_path, "two.wav", "stop.wav", "stop.wav")
+    source = GatedSource(two, gate_frame=int(2.6 / 0.03))  # between the two commands
+    sat = Satellite(source, FileSink(tmp_path / "out.wav"),
+                    SatelliteSettings(server=f"tcp://127.0.0.1:{port}", backoff_min_seconds=0.1, backoff_max_seconds=0.4))
+    runner = threading.Thread(target=sat.run)
+    runner.start()
+    second = None
+    try:
+        deadline = time.monotonic() + 20
+        while len(sat.exchanges) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(sat.exchanges) == 1 and sat.connections == 1
+        first.close()  # the server goes away...
+        time.sleep(0.5)  # ...the satellite notices and retries with backoff meanwhile
+        second = Rig(tmp_path / "b", monkeypatch, settings)
+        second.server.backend.transcribe = None
+        source.gate.set()
+        runner.join(20)
+        assert not runner.is_alive()
+    finally:
+        source.gate.set()
+        sat.stop()
+        runner.join(5)
+        if second is not None:
+            second.close()
+    assert sat.connections == 2 and len(sat.exchanges) == 2
+    assert all(e.error and e.error.startswith("unavailable") for e in sat.exchanges)  # both answered by a server
 
 
 @pytest.mark.slow

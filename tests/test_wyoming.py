@@ -101,6 +101,7 @@ class Rig:
     """A running server and what it is made of."""
 
     def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch, settings: WyomingSettings | None = None) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
         (tmp / "recorder.py").write_text(RECORDER)
         (tmp / "commands.yaml").write_text(COMMANDS)
         self.log = tmp / "handled.log"
