@@ -1,7 +1,7 @@
 """A loaded commands file, ready to match transcripts.
 
 Matching runs in stages, each only when the one before found nothing:
-1. the text as written, through hassil (`recognize_best`), so every sentence of the grammar
+1. the text as written, through hassil (`recognize_ranked`, its best result), so every sentence of the grammar
    matches exactly as hassil would match it;
 2. spellings that undo speech recognition habits (fillers removed, "%" as "percent", digits as
    words; see `normalize`), still through hassil;
@@ -22,14 +22,14 @@ from typing import Any
 
 from hassil.expression import Sentence
 from hassil.intents import Intents, RangeSlotList, SlotList
-from hassil.recognize import RecognizeResult, recognize_best
+from hassil.recognize import RecognizeResult, recognize_ranked
 
 from assistant.intents.loader import ExtraList, LoadedCommands, load
 from assistant.intents.model import IntentMatch, IntentSpec
-from assistant.intents.nearmiss import LIGHT_WORDS, MIN_MATCHED, best_near_miss
+from assistant.intents.nearmiss import LIGHT_WORDS, MIN_MATCHED, NearMiss, WildcardRule, best_near_miss
 from assistant.intents.normalize import candidates, percent_as_word, strip_fillers
 from assistant.intents.ranges import range_slots, range_value, tidy_number, warm_number_words
-from assistant.intents.wordgraph import WORD, WordGraph, build_word_graph, continues, slot_words, tokenize
+from assistant.intents.wordgraph import WORD, WordGraph, build_word_graph, continues, slot_words, takes_number, tokenize
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 # Voice commands are short; a transcript longer than this is not "a command with one slip".
@@ -84,6 +84,10 @@ class CommandSet:
             [r for table in self._range_slots.values() for ranges in table.values() for r in ranges], self.language
         )
         self._vocabulary_set = frozenset(w for w in words if w)
+        grammar_words = frozenset(w for _, graph in self._graphs for w in graph.words)
+        self._wildcard_rules = _wildcard_rules(self._graphs, grammar_words)
+        # "-hour" of `{hours}-hour`: spoken "27-hour" is split to reach the number slot.
+        self._glued = frozenset(w for w in grammar_words if w.startswith("-") and len(w) > 1)
         # The grammar's own spelling where it has one ("I", not "i"): Whisper copies the prompt.
         spelling: dict[str, str] = {}
         for _, graph in self._graphs:
@@ -96,11 +100,21 @@ class CommandSet:
     # -- the contract --------------------------------------------------------------------------
 
     def match(self, text: str, context: Mapping[str, Any] | None = None) -> IntentMatch | None:
-        """The intent `text` asks for: exact (incl. normalised spellings) first, then near-miss."""
-        exact = self.match_exact(text, context)
-        if exact is not None:
-            return exact
-        return self.match_near(text, context)
+        """The intent `text` asks for: exact (incl. normalised spellings) first, then near-miss.
+
+        An exact match whose wildcard took words of the grammar ("play the blue book living
+        room": a search for "the blue book living room"?) is only kept when the near-miss stage
+        finds no other reading of those words; when it finds one clear reading that is taken
+        ("... in the living room"), when it is unsure, nothing is."""
+        exact = self._exact(text, context)
+        if exact is not None and not self._doubtful(exact):
+            return self._to_match(exact, text, exact=True)
+        near = self._near(text, context)
+        if exact is not None and near is None:
+            return self._to_match(exact, text, exact=True)  # no other reading: the wildcard stands
+        if near is None or near.intent is None:
+            return None
+        return self._repaired(near, text, context)
 
     def can_continue(self, text: str) -> bool:
         """Whether a longer sentence of the grammar begins with `text` ("turn off the kitchen"
@@ -145,22 +159,45 @@ class CommandSet:
 
     def match_exact(self, text: str, context: Mapping[str, Any] | None = None) -> IntentMatch | None:
         """Stages 1 and 2: hassil on the text as written, then on ASR-normalised spellings."""
-        for variant in candidates(text, self._vocabulary_set, self.language):
-            result = self._recognize(variant, context)
-            if result is not None:
-                return self._to_match(result, text, exact=True)
-        return None
+        result = self._exact(text, context)
+        return None if result is None else self._to_match(result, text, exact=True)
+
+    def match_hassil(self, text: str, context: Mapping[str, Any] | None = None) -> IntentMatch | None:
+        """Plain hassil (`recognize_best`) on the text as written: the reference that repairs nothing."""
+        reading = self.hassil_reading(text, context)
+        return None if reading is None else reading[0]
+
+    def hassil_reading(self, text: str, context: Mapping[str, Any] | None = None) -> tuple[IntentMatch, bool] | None:
+        """Plain hassil's match of `text` and whether a wildcard slot took part in it (benchmarks
+        tell the grammar's own ambiguities from wrong repairs with it)."""
+        results = self._ranked(text, context)
+        if not results:
+            return None
+        wildcard = any(entity.is_wildcard for entity in results[0].entities_list)
+        return self._to_match(results[0], text, exact=True), wildcard
 
     def match_near(self, text: str, context: Mapping[str, Any] | None = None) -> IntentMatch | None:
         """Stage 3: one dropped, extra or misheard word, accepted only when one intent clearly wins."""
+        near = self._near(text, context)
+        return None if near is None or near.intent is None else self._repaired(near, text, context)
+
+    def _exact(self, text: str, context: Mapping[str, Any] | None) -> RecognizeResult | None:
+        for variant in candidates(text, self._vocabulary_set, self.language):
+            result = self._recognize(variant, context)
+            if result is not None:
+                return result
+        return None
+
+    def _near(self, text: str, context: Mapping[str, Any] | None) -> NearMiss | None:
         # Digits stay digits here: number slots read them, and spelling "119" as three words
         # would give the aligner room to trade one of them for a grammar word.
-        words = tokenize(percent_as_word(strip_fillers(text, self._vocabulary_set)))
+        words = tokenize(percent_as_word(strip_fillers(text, self._vocabulary_set)), self._glued)
         if not MIN_MATCHED <= len(words) <= MAX_NEAR_MISS_WORDS:
             return None  # too short to tell, or not a command (a long dictation is never repaired)
-        near = best_near_miss(words, self._candidate_graphs(words))
-        if near is None:
-            return None
+        return best_near_miss(words, self._candidate_graphs(words), self._wildcard_rules)
+
+    def _repaired(self, near: NearMiss, text: str, context: Mapping[str, Any] | None) -> IntentMatch | None:
+        """The near-miss winner's repaired sentences through hassil: slots come from hassil."""
         found: IntentMatch | None = None
         for repaired in near.repaired:
             result = self._recognize(repaired, context)
@@ -170,6 +207,11 @@ class CommandSet:
             if found is not None and found.slots != match.slots:
                 return None  # two readings of the same intent disagree on a slot: unsure
             found = match
+        for rival in near.rivals:  # a close second reading ("timer for call mom": a name or a command?)
+            result = self._recognize(rival, context)
+            if found is not None and result is not None and result.intent.name == near.intent:
+                if self._to_match(result, text, exact=False).slots != found.slots:
+                    return None
         return found
 
     # -- helpers -------------------------------------------------------------------------------
@@ -187,14 +229,38 @@ class CommandSet:
                 hits.update(self._number_graphs)
         return [self._graphs[i] for i in sorted(i for i, count in hits.items() if count >= MIN_MATCHED)]
 
-    def _recognize(self, text: str, context: Mapping[str, Any] | None) -> RecognizeResult | None:
-        return recognize_best(
+    def _ranked(self, text: str, context: Mapping[str, Any] | None) -> list[RecognizeResult]:
+        return recognize_ranked(
             text,
             self._hassil,
             slot_lists=self._extra_lists,
             intent_context=dict(context) if context else None,
             language=self.language,
         )
+
+    def _recognize(self, text: str, context: Mapping[str, Any] | None) -> RecognizeResult | None:
+        """hassil's best result, passing over results that put a number into a wildcard where a
+        range slot of the same intent could take it ("remove 5 minutes from the 10 timer" is not
+        a timer named "10")."""
+        for result in self._ranked(text, context):
+            numbers = self._wildcard_rules.get(result.intent.name, WildcardRule()).numbers
+            if not any(takes_number(numbers, word) for word in self._wildcard_words(result)):
+                return result
+        return None
+
+    def _doubtful(self, result: RecognizeResult) -> bool:
+        """Whether a wildcard of the match took a grammar word or one of the intent's list values."""
+        keywords = self._wildcard_rules.get(result.intent.name, WildcardRule()).keywords
+        return any(word in keywords for word in self._wildcard_words(result))
+
+    @staticmethod
+    def _wildcard_words(result: RecognizeResult) -> list[str]:
+        return [
+            word
+            for entity in result.entities_list
+            if entity.is_wildcard
+            for word in tokenize(str(entity.text or entity.value))
+        ]
 
     def _to_match(self, result: RecognizeResult, text: str, *, exact: bool) -> IntentMatch:
         table = self._range_slots.get(id(result.intent_sentence), {})
@@ -209,3 +275,21 @@ class CommandSet:
         for capture in result.captures_list:
             slots.setdefault(capture.name, capture.text.strip())
         return IntentMatch(intent=result.intent.name, slots=slots, text=text, exact=exact)
+
+
+def _wildcard_rules(graphs: list[tuple[str, WordGraph]], grammar_words: frozenset[str]) -> dict[str, WildcardRule]:
+    """Per intent: the words its wildcards take only as doubtful evidence (the grammar's own
+    words and the list values the intent's templates take, light words aside) and the range
+    slots whose numbers they never take."""
+    values: dict[str, set[str]] = {}
+    numbers: dict[str, dict[int, Any]] = {}
+    for intent, graph in graphs:
+        values.setdefault(intent, set()).update(graph.slot_words)
+        numbers.setdefault(intent, {}).update((id(slot), slot) for slot in graph.number_slots)
+    return {
+        intent: WildcardRule(
+            keywords=frozenset(grammar_words | values[intent]) - LIGHT_WORDS,
+            numbers=tuple(numbers[intent].values()),
+        )
+        for intent in values
+    }

@@ -18,10 +18,10 @@ so slots come out the same way as for any exact match.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from assistant.intents.wordgraph import EPS, NUMBER, VALUES, WILD, WORD, WordGraph
+from assistant.intents.wordgraph import EPS, NUMBER, VALUES, WILD, WORD, SlotMatcher, WordGraph, takes_number
 
 INF = float("inf")
 MAX_COST = 1.0
@@ -30,10 +30,12 @@ MIN_MATCHED = 2
 # A wildcard word costs a hair, so on a tie the alignment that matches grammar words wins
 # ("pasta sauce | to my shopping list", not "pasta sauce my | to shopping list").
 WILDCARD_WORD = 0.01
-_LIMIT = MAX_COST + 0.2  # pruning bound: MAX_COST plus room for wildcard hairs
 
 # Words whose absence or presence rarely changes what is meant.
 LIGHT_WORDS = frozenset({"the", "a", "an", "my", "your", "me", "is", "are", "to", "of", "please", "in", "at", "for"})
+# Light words whose presence as an extra word means nothing. Other light words cost a full
+# extra word when added: "53 seconds to timer" is not "53 second timer" (it lost "add").
+FILLER_WORDS = frozenset({"the", "a", "an", "my", "your", "please"})
 # Words that reverse a command: never skipped as "extra".
 NEGATIONS = frozenset({"not", "don't", "dont", "never", "no", "nothing", "without", "isn't", "aren't", "doesn't", "didn't"})
 
@@ -108,8 +110,10 @@ def substitution_cost(spoken: str, grammar: str) -> float:
     return INF
 
 
-def deletion_cost(grammar: str) -> float:
-    return 0.5 if grammar in LIGHT_WORDS else 1.0
+def deletion_cost(grammar: str, wildcard: bool = False) -> float:
+    """A light word missing costs half, except in a template with a wildcard: there the literal
+    words are all the evidence, and a lost "in" turns "in 5 minutes call mom" into a timer name."""
+    return 0.5 if grammar in LIGHT_WORDS and not wildcard else 1.0
 
 
 def insertion_cost(spoken: str, protected: frozenset[str] = frozenset()) -> float:
@@ -118,24 +122,52 @@ def insertion_cost(spoken: str, protected: frozenset[str] = frozenset()) -> floa
     stray number word ("hundred thirty-six") would change a number, so neither is noise."""
     if spoken in NEGATIONS or spoken in protected or spoken[:1].isdigit():
         return INF
-    return 0.5 if spoken in LIGHT_WORDS else 1.0
+    return 0.5 if spoken in FILLER_WORDS else 1.0
 
 
 @dataclass(frozen=True)
 class Alignment:
-    """The cheapest way through one template: its cost, exact word matches and repaired text."""
+    """The cheapest way through one template: its cost, exact word matches and repaired text.
+
+    `absorbed` are the words a wildcard took."""
 
     cost: float
     matched: int
     repaired: str
+    absorbed: tuple[str, ...] = ()
 
 
-def align(graph: WordGraph, words: list[str]) -> Alignment | None:
-    """Cheapest alignment of `words` with `graph` costing at most MAX_COST, or None."""
+@dataclass(frozen=True)
+class WildcardRule:
+    """What the wildcards of one intent's templates may take.
+
+    `keywords` (the grammar's words, and the list values this intent's templates take) only at
+    an extra word's price when the evidence is counted; never a number one of `numbers` (the
+    intent's range slots) could take: "pause the 16 timer" is not a timer named "16"."""
+
+    keywords: frozenset[str] = frozenset()
+    numbers: tuple[SlotMatcher, ...] = ()
+
+
+def align(
+    graph: WordGraph,
+    words: list[str],
+    *,
+    rule: WildcardRule = WildcardRule(),
+    strict: bool = False,
+    limit: float = MAX_COST,
+) -> Alignment | None:
+    """Cheapest alignment of `words` with `graph` costing at most `limit`, or None.
+
+    A wildcard takes any words for (almost) nothing, except what `rule` forbids, and, when
+    `strict`, a keyword, which costs what an extra word costs: evidence for a template is
+    counted outside its wildcards only."""
     n = len(words)
     protected = graph.slot_words | graph.number_words
+    bound = limit + 0.2  # pruning bound: room for wildcard hairs
     rows: dict[int, list[float]] = {graph.start: [0.0] + [INF] * n}
     back: dict[int, list[tuple | None]] = {graph.start: [None] * (n + 1)}
+    wild_price: list[float] | None = None
     for node in graph.order:
         row = rows.get(node)
         if row is None:
@@ -147,7 +179,7 @@ def align(graph: WordGraph, words: list[str]) -> Alignment | None:
                 if cost < row[j]:
                     row[j] = cost
                     bp[j] = (node, j - 1, "ins", "")
-        if min(row) > _LIMIT:
+        if min(row) > bound:
             continue
         for edge in graph.edges[node]:
             dst = edge.dst
@@ -164,10 +196,10 @@ def align(graph: WordGraph, words: list[str]) -> Alignment | None:
                         dbp[j] = (node, j, "eps", "")
             elif kind == WORD:
                 key = edge.key
-                skip = deletion_cost(key)
+                skip = deletion_cost(key, graph.has_wildcard)
                 for j in range(n + 1):
                     base = row[j]
-                    if base > _LIMIT:
+                    if base > bound:
                         continue
                     if base + skip < drow[j]:
                         drow[j] = base + skip
@@ -178,36 +210,49 @@ def align(graph: WordGraph, words: list[str]) -> Alignment | None:
                             drow[j + 1] = cost
                             dbp[j + 1] = (node, j, "match" if words[j] == key else "sub", edge.out)
             elif kind == WILD:
-                best, best_j = INF, -1
+                if wild_price is None:
+                    keywords = rule.keywords if strict else frozenset()
+                    wild_price = [
+                        INF
+                        if takes_number(rule.numbers, w)
+                        else WILDCARD_WORD + (insertion_cost(w) if w in keywords else 0.0)
+                        for w in words
+                    ]
+                # cost of words[i:j+1] = row[i] + price[i] + ... + price[j], found in one pass
+                best, best_j, paid = INF, -1, 0.0
                 for j in range(n):
-                    if row[j] - j * WILDCARD_WORD < best:
-                        best, best_j = row[j] - j * WILDCARD_WORD, j
-                    if words[j] in LIGHT_WORDS:
+                    if row[j] - paid < best:
+                        best, best_j = row[j] - paid, j
+                    if wild_price[j] == INF:
+                        best, best_j = INF, -1  # no span crosses a number the template's slots take
+                        continue
+                    paid += wild_price[j]
+                    if words[j] in LIGHT_WORDS or best == INF:
                         continue  # "eggs in | the shopping list": a wildcard does not end on "in"
-                    cost = best + (j + 1) * WILDCARD_WORD
+                    cost = best + paid
                     if cost < drow[j + 1]:
                         drow[j + 1] = cost
                         dbp[j + 1] = (node, best_j, "wild", " ".join(words[best_j : j + 1]))
             else:  # VALUES or NUMBER: exact spans only
                 assert kind in (VALUES, NUMBER) and edge.slot is not None
                 for j in range(n):
-                    if row[j] > _LIMIT:
+                    if row[j] > bound:
                         continue
                     for end in edge.slot.spans(words, j):
                         if row[j] < drow[end]:
                             drow[end] = row[j]
                             dbp[end] = (node, j, "slot", " ".join(words[j:end]))
     final = rows.get(graph.end)
-    if final is None or final[n] > _LIMIT:
+    if final is None or final[n] > bound:
         return None
-    alignment = _trace(back, graph.end, n, final[n])
-    return alignment if alignment.cost <= MAX_COST else None
+    alignment = _trace(back, graph.end, n, final[n], words)
+    return alignment if alignment.cost <= limit else None
 
 
-def _trace(back: dict[int, list[tuple | None]], node: int, j: int, cost: float) -> Alignment:
+def _trace(back: dict[int, list[tuple | None]], node: int, j: int, cost: float, words: list[str]) -> Alignment:
     out: list[str] = []
     matched = 0
-    wildcard_words = 0
+    absorbed: list[str] = []
     step = back[node][j]
     while step is not None:
         prev, prev_j, op, text = step
@@ -216,37 +261,60 @@ def _trace(back: dict[int, list[tuple | None]], node: int, j: int, cost: float) 
         if op == "slot" or (op == "match" and text.casefold() not in LIGHT_WORDS):
             matched += 1
         if op == "wild":
-            wildcard_words += j - prev_j
+            absorbed[:0] = words[prev_j:j]
         node, j = prev, prev_j
         step = back[node][j]
     repaired = " ".join(reversed(out)).replace(" %", "%")  # "{level}%" in a template is glued
-    return Alignment(cost=round(cost - wildcard_words * WILDCARD_WORD, 6), matched=matched, repaired=repaired)
+    repaired = repaired.replace(" -", "-")  # and so is "{hours}-hour"
+    return Alignment(
+        cost=round(cost - len(absorbed) * WILDCARD_WORD, 6), matched=matched, repaired=repaired, absorbed=tuple(absorbed)
+    )
 
 
 @dataclass(frozen=True)
 class NearMiss:
-    """The winning intent and its repaired sentences (several when templates tie)."""
+    """The winning intent and its repaired sentences (several when templates tie).
 
-    intent: str
-    repaired: tuple[str, ...]
-    cost: float
+    `intent` is None when templates came close but no intent clearly won (unsure)."""
+
+    intent: str | None
+    repaired: tuple[str, ...] = ()
+    cost: float = INF
+    rivals: tuple[str, ...] = ()  # other readings of the same intent less than MARGIN behind
 
 
-def best_near_miss(words: list[str], graphs: Iterable[tuple[str, WordGraph]]) -> NearMiss | None:
-    """The intent that clearly wins for `words`, with the repaired sentence; None when unsure."""
-    per_intent: dict[str, list[Alignment]] = {}
+def best_near_miss(
+    words: list[str], graphs: Iterable[tuple[str, WordGraph]], rules: Mapping[str, WildcardRule] | None = None
+) -> NearMiss | None:
+    """The intent that clearly wins for `words`, with the repaired sentence; None when no
+    template comes close, `NearMiss(None)` when some do but none clearly wins.
+
+    A template with a wildcard is aligned twice: with the wildcard free to take anything (how
+    close its intent comes: every intent that close counts against the winner's margin, even one
+    only a wildcard reaches) and strictly, with keywords in the wildcard costing as extra words
+    (the evidence an intent may win on)."""
+    rules = rules or {}
+    strict: dict[str, list[Alignment]] = {}
+    reach: dict[str, float] = {}
     for intent, graph in graphs:
-        alignment = align(graph, words)
-        if alignment is not None:
-            per_intent.setdefault(intent, []).append(alignment)
-    if not per_intent:
+        rule = rules.get(intent, WildcardRule())
+        loose = align(graph, words, rule=rule, limit=MAX_COST + MARGIN)
+        if loose is None:
+            continue
+        reach[intent] = min(reach.get(intent, INF), loose.cost)
+        alignment: Alignment | None = loose
+        if any(w in rule.keywords for w in loose.absorbed):
+            alignment = align(graph, words, rule=rule, strict=True)
+        if alignment is not None and alignment.cost <= MAX_COST:
+            strict.setdefault(intent, []).append(alignment)
+    if not strict:
         return None
-    ranked = sorted((min(a.cost for a in alignments), intent) for intent, alignments in per_intent.items())
-    best_cost, best_intent = ranked[0]
-    if len(ranked) > 1 and ranked[1][0] - best_cost < MARGIN:
-        return None
-    winners = [a for a in per_intent[best_intent] if a.cost == best_cost]
+    best_cost, best_intent = min((min(a.cost for a in alignments), intent) for intent, alignments in strict.items())
+    if any(cost - best_cost < MARGIN for intent, cost in reach.items() if intent != best_intent):
+        return NearMiss(None)
+    winners = [a for a in strict[best_intent] if a.cost == best_cost]
     if min(a.matched for a in winners) < max(MIN_MATCHED, 2 * best_cost):
-        return None
+        return NearMiss(None)
     repaired = tuple(dict.fromkeys(a.repaired for a in winners))
-    return NearMiss(intent=best_intent, repaired=repaired, cost=best_cost)
+    rivals = sorted({a.repaired for a in strict[best_intent] if a.cost - best_cost < MARGIN} - set(repaired))
+    return NearMiss(intent=best_intent, repaired=repaired, cost=best_cost, rivals=tuple(rivals))

@@ -30,12 +30,19 @@ _MAX_VALUE_EXPANSIONS = 200
 _WS = re.compile(r"\s+")
 
 
-def tokenize(text: str) -> list[str]:
-    """Input words as the graph spells them (lower case, no edge punctuation, `%` as a word)."""
+def tokenize(text: str, glued: frozenset[str] = frozenset()) -> list[str]:
+    """Input words as the graph spells them (lower case, no edge punctuation, `%` as a word).
+
+    `glued` holds grammar words written glued to a slot (`{hours}-hour` gives "-hour"): a spoken
+    "27-hour" is split into "27" and "-hour" so the number slot can take its number.
+    """
     words = []
     for token in text.replace("%", " percent ").split():
         core = word_core(token)
-        if core:
+        cut = core.rfind("-", 1)
+        if cut > 0 and core[cut:] in glued:
+            words += [core[:cut], core[cut:]]
+        elif core:
             words.append(core)
     return words
 
@@ -91,6 +98,18 @@ class WordGraph:
     number_words: frozenset[str]  # words of spoken numbers its number slots take
     has_number: bool  # takes digits
     no_insert: frozenset[int]  # nodes right after a number: "one hundred to minutes" must not become 100
+    has_wildcard: bool = False
+    number_slots: tuple[SlotMatcher, ...] = ()  # what its range slots accept
+
+
+def takes_number(slots: tuple[SlotMatcher, ...], word: str) -> bool:
+    """Whether one of the range `slots` could take `word` as a whole number, or its number part
+    ("27" of "27-hour", "sixty-nine" of "sixty-nine-minute")."""
+    parts = [word]
+    while "-" in word.strip("-"):
+        word = word.rsplit("-", 1)[0]
+        parts.append(word)
+    return any(slot.spans([part], 0) for part in parts for slot in slots)
 
 
 class _Builder:
@@ -278,6 +297,8 @@ class _Builder:
             number_words=spoken_numbers,
             has_number=any(edge.slot.number_range is not None for edge in number_edges),
             no_insert=_eps_closure(edges, {edge.dst for edge in number_edges}),
+            has_wildcard=any(edge.kind == WILD for out in edges for edge in out),
+            number_slots=tuple({id(edge.slot): edge.slot for edge in number_edges}.values()),
         )
 
 
