@@ -188,7 +188,14 @@ class DecodingGuide:
 
     @property
     def states_built(self) -> int:
+        """Token-automaton states created so far (they are built as decoding visits them)."""
         return len(self._states)
+
+    @property
+    def word_nodes(self) -> int:
+        """Nodes of the word graph: the guide's size, which grows with the templates, not with
+        the sentences they expand to."""
+        return len(self._graph.edges)
 
     # -- internals -------------------------------------------------------------------------------
 
