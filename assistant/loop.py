@@ -286,7 +286,7 @@ class ListenLoop:
                 conversation.spoke(now)
             elif self.wake is not None:
                 self._listen_for_wake(frame, now)
-            if segmenter.paused is not None and (segmenter.paused.barge_in or conversation.may_speculate()):
+            if segmenter.paused is not None and (segmenter.paused.barge_in or self._may_speculate()):
                 self._put(_Speculative(segmenter.paused, time.perf_counter()), realtime)
             if out is not None:
                 self._enqueue(out, realtime)
@@ -297,6 +297,11 @@ class ListenLoop:
             if segment is not None:
                 self._enqueue(segment, realtime)
             self._put(_Expiry(math.inf), realtime)  # a question left at the end of input gets no answer
+
+    def _may_speculate(self) -> bool:
+        """A head start only helps when the worker would get to it now: behind queued speech it
+        would only delay that speech (and, in a full realtime queue, push it out)."""
+        return self.conversation.may_speculate() and self._queue.empty()
 
     def _listen_for_wake(self, frame: bytes, now: float) -> None:
         assert self.wake is not None

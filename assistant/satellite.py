@@ -219,7 +219,10 @@ class Satellite:
                 self.connected = False
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
-                await client.disconnect()
+                try:
+                    await client.disconnect()
+                except (ConnectionError, OSError) as exc:  # the server already dropped us: reconnect all the same
+                    log.info("closing the old connection: %s", exc)
                 self._replying.clear()
             if pending is not None and getattr(self.source, "realtime", False):
                 pending = None  # a live command is not replayed after a reconnect

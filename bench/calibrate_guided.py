@@ -36,7 +36,7 @@ NEAR_MISSES = [
     "add milk to my coffee", "what time is the train", "stop the car", "cancel my dentist appointment",
     "switch off the oven", "read me a story", "what is the weather today", "dim the screen",
     "turn off the television", "start the dishwasher", "what day is the party", "remind me to call mom",
-    "play some jazz", "open the garage door", "set an alarm for seven", "is the door locked",
+    "play some jazz", "open the back gate", "set an alarm for seven", "is the door locked",
     "how long is the movie",
 ]
 CHATTER = [

@@ -176,7 +176,8 @@ def test_the_satellite_reconnects_when_the_server_restarts(tmp_path: Path, monke
         runner.join(5)
         if second is not None:
             second.close()
-    assert sat.connections == 2 and len(sat.exchanges) == 2
+    # two or more connections: a reconnect may land on the closing server and be reset first
+    assert sat.connections >= 2 and len(sat.exchanges) == 2
     assert all(e.error and e.error.startswith("unavailable") for e in sat.exchanges)  # both answered by a server
 
 
