@@ -36,6 +36,17 @@ settings.register_profile(
 settings.load_profile("default")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _assistant_home(tmp_path_factory):
+    """Every test's data, caches and state go to a folder of this run, never to the user's
+    ~/.cache/assistant or ~/.local/share/assistant (a reply cached there by one run was read
+    back by a later test that meant to have no cache). Tests that need a folder of their own
+    still set ASSISTANT_HOME themselves."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ASSISTANT_HOME", str(tmp_path_factory.mktemp("assistant-home")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _root_log_level_restored():
     """`assistant.cli.main`, called in-process by the CLI tests, runs `logging.basicConfig(force=True)`

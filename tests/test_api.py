@@ -320,12 +320,29 @@ AUDIO = ROOT / "tests" / "audio"
 
 
 @pytest.fixture(scope="module")
-def asr_api(parts: Parts, tmp_path_factory):
+def tiny_asr(tmp_path_factory):
     from assistant.asr import WhisperASR
 
-    asr = WhisperASR(WhisperSettings(model=str(tiny_en_checkpoint(tmp_path_factory)), device="cpu"))
-    server = serve(parts.backend(asr.transcribe), ApiSettings(port=0, max_audio_seconds=10, max_audio_bytes=1_000_000))
+    return WhisperASR(WhisperSettings(model=str(tiny_en_checkpoint(tmp_path_factory)), device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def asr_api(parts: Parts, tiny_asr):
+    server = serve(parts.backend(tiny_asr.transcribe), ApiSettings(port=0, max_audio_seconds=10, max_audio_bytes=1_000_000))
     yield Client(server.port)
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["guided", "free"])
+def command_api(request, parts: Parts, tiny_asr):
+    """/v1/transcribe with a recognizer (the service's, guided or free) behind ?commands=true."""
+    from assistant.asr.recognizer import Recognizer, RecognizerSettings
+
+    recognizer = Recognizer(tiny_asr, parts.commands, RecognizerSettings(recognition=request.param))
+    backend = parts.backend(tiny_asr.transcribe)
+    backend.recognize = recognizer.recognize
+    server = serve(backend, ApiSettings(port=0, max_audio_seconds=10, max_audio_bytes=1_000_000))
+    yield request.param, Client(server.port)
     server.stop()
 
 
@@ -351,6 +368,38 @@ def test_transcribe_resamples_other_rates_and_channels(asr_api: Client) -> None:
     status, _, data = asr_api.request("POST", "/v1/transcribe", buffer.getvalue(), "audio/x-wav")
     assert status == 200
     assert json.loads(data)["text"].lower().strip(".") == "set a timer for 5 minutes"
+
+
+def test_plain_transcription_says_it_was_one_free_pass(asr_api: Client) -> None:
+    status, _, data = asr_api.request("POST", "/v1/transcribe", (AUDIO / "stop.wav").read_bytes(), "audio/wav")
+    body = json.loads(data)
+    assert status == 200 and body["path"] == "full" and body["confidence"] is None
+
+
+def test_transcribe_commands_says_which_path_decided_and_the_command(command_api) -> None:
+    """?commands=true recognises as the listen loop does: the path (guided with its confidence,
+    or the free passes), the command it names (not run: the dispatcher is untouched)."""
+    mode, client = command_api
+    status, _, data = client.request("POST", "/v1/transcribe?commands=true",
+                                     (AUDIO / "turn_on_kitchen_lights.wav").read_bytes(), "audio/wav")
+    body = json.loads(data)
+    assert status == 200, body
+    assert body["intent"] == "Lights" and body["slots"] == {"state": "on", "room": "kitchen"}
+    if mode == "guided":
+        assert body["path"] == "guided" and 0 < body["confidence"] <= 1
+    else:
+        assert body["path"] in ("short", "full") and body["confidence"] is None
+    assert body["passes"] >= 1 and body["duration_ms"] > 0 and "segments" not in body
+    status, _, data = client.request("POST", "/v1/transcribe?commands=1", wav_bytes(np.zeros(16000, np.float32), 16000), "audio/wav")
+    body = json.loads(data)
+    assert status == 200 and body["intent"] is None and body["slots"] == {}  # silence is no command
+    status, _, data = client.request("POST", "/v1/transcribe?commands=maybe", (AUDIO / "stop.wav").read_bytes(), "audio/wav")
+    assert status == 400 and "`commands` must be true or false" in json.loads(data)["error"]["message"]
+
+
+def test_transcribe_commands_without_a_recognizer_is_unavailable(asr_api: Client) -> None:
+    status, _, data = asr_api.request("POST", "/v1/transcribe?commands=true", (AUDIO / "stop.wav").read_bytes(), "audio/wav")
+    assert status == 503 and "no command recognizer" in json.loads(data)["error"]["message"]
 
 
 def test_transcribe_rejects_bad_audio(asr_api: Client) -> None:

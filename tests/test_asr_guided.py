@@ -221,3 +221,22 @@ def test_a_reload_changes_what_is_recognised(asr, commands, tmp_path):
     result = recognizer.recognize(clip("stop.wav"))
     assert result.path != "guided" and (result.match is None or result.match.intent != "Stop")
     assert recognizer.recognize(clip("what_time.wav")).match.intent == "GetTime"
+
+
+@pytest.mark.slow
+def test_complete_at_a_pause_is_one_guided_decode_reused_when_the_command_closes(asr, commands, monkeypatch):
+    """Guided, the speculation at a pause is the guided decode itself: a complete command is
+    accepted by the same confidence check, and a prefix ("stop", which "stop the timer"
+    extends) comes back with its decode, which the closed segment's recognition reuses."""
+    recognizer = Recognizer(asr, commands, GUIDED)
+    done, first = recognizer.complete(clip("turn_on_kitchen_lights.wav"))
+    assert done is not None and (done.path, done.passes) == ("guided", 1)
+    assert (done.match.intent, done.match.slots) == ("Lights", {"state": "on", "room": "kitchen"})
+    assert first.guided is not None and 0.5 < done.confidence <= 1.0
+    audio = clip("stop.wav")
+    done, first = recognizer.complete(audio)
+    assert done is None and first.guided is not None and first.guided.best.text.strip(" .!").lower() == "stop"
+    decodes: list[int] = []
+    monkeypatch.setattr(recognizer._decoder, "decode", lambda *a: decodes.append(1))
+    result = recognizer.recognize(audio, reuse=first)
+    assert decodes == [] and result.reused and (result.path, result.match.intent) == ("guided", "Stop")

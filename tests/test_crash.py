@@ -7,7 +7,7 @@ being set aside, every timer and item a reply acknowledged is there, and every r
 `/v1/speak` answer completed is a readable cache entry. The service runs without Whisper
 (`--no-mic --no-transcribe`) and with espeak-ng, so a start takes a couple of seconds.
 
-ASSISTANT_CRASH_ROUNDS=40 runs a longer series (the figures in docs/reliability.md).
+ASSISTANT_CRASH_ROUNDS=40 runs a longer series (docs/reliability.md gives the suite's 4-kill figures).
 """
 
 from __future__ import annotations

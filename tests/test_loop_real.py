@@ -9,7 +9,7 @@ from assistant.asr import WhisperASR, WhisperSettings
 from assistant.audio import WavFileSource
 from assistant.handlers import Dispatcher
 from assistant.intents import load_commands
-from assistant.asr.recognizer import Recognizer
+from assistant.asr.recognizer import Recognizer, RecognizerSettings
 from assistant.loop import ListenLoop
 from asr_support import AUDIO, COMMANDS, manifest, real_checkpoint
 
@@ -31,12 +31,13 @@ def asr():
     return WhisperASR(WhisperSettings(model=str(real_checkpoint()), device="cpu"))
 
 
-def listen(name, asr, commands):
+def listen(name, asr, commands, recognition="free"):
     dispatcher = Dispatcher(commands, announce=lambda text: None)
     events: list[dict] = []
     replies: list[str] = []
+    recognizer = Recognizer(asr, commands, RecognizerSettings(recognition=recognition))
     try:
-        ListenLoop(WavFileSource(AUDIO / name), Recognizer(asr, commands), dispatcher, speak=replies.append, on_event=events.append).run()
+        ListenLoop(WavFileSource(AUDIO / name), recognizer, dispatcher, speak=replies.append, on_event=events.append).run()
     finally:
         dispatcher.close()
     return events, replies
@@ -90,17 +91,21 @@ def test_a_pause_mid_command_does_not_cut_it(asr, commands):
     assert intents(events) == [("TimerSet", {"minutes": 5})]
 
 
-def test_a_complete_command_closes_at_its_first_pause(asr, commands):
+@pytest.mark.parametrize("recognition", ["free", "guided"])
+def test_a_complete_command_closes_at_its_first_pause(asr, commands, recognition):
     """Nothing extends "turn on the kitchen lights": acted on ~0.2 s after the last word,
     not after the 0.7 s window, and decoded once."""
-    events, _ = listen("turn_on_kitchen_lights.wav", asr, commands)
+    events, _ = listen("turn_on_kitchen_lights.wav", asr, commands, recognition)
     (intent,) = [e for e in events if e["event"] == "intent"]
     assert (intent["intent"], intent["slots"]) == ("Lights", {"state": "on", "room": "kitchen"})
     assert intent["early"] is True
+    (transcript,) = [e for e in events if e["event"] == "transcript"]
+    assert transcript["path"] == ("guided" if recognition == "guided" else "short")
 
 
-def test_a_prefix_command_waits_and_the_paused_command_is_whole(asr, commands):
-    events, _ = listen("stop.wav", asr, commands)
+@pytest.mark.parametrize("recognition", ["free", "guided"])
+def test_a_prefix_command_waits_and_the_paused_command_is_whole(asr, commands, recognition):
+    events, _ = listen("stop.wav", asr, commands, recognition)
     assert [e["early"] for e in events if e["event"] == "intent"] == [False]  # "stop the timer" extends it
-    events, _ = listen("pause_mid_command.wav", asr, commands)
+    events, _ = listen("pause_mid_command.wav", asr, commands, recognition)
     assert [(e["intent"], e["slots"], e["early"]) for e in events if e["event"] == "intent"] == [("TimerSet", {"minutes": 5}, False)]

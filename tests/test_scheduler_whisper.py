@@ -3,8 +3,10 @@ recognised as soon as the running model step ends, and the pre-render continues 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import traceback
 
 import numpy as np
 import pytest
@@ -38,11 +40,18 @@ class SteppingEngine:
         yield self.synthesize(text, voice)
 
 
+def prerender_stacks() -> str:
+    """Where the pre-render thread is, for a failure message."""
+    frames = sys._current_frames()
+    return "\n".join("".join(traceback.format_stack(frames[t.ident])) for t in threading.enumerate()
+                     if t.name == "tts-prerender" and t.ident in frames) or "no pre-render thread"
+
+
 def test_a_command_overtakes_a_queued_prerender(tmp_path) -> None:
     asr = WhisperASR(WhisperSettings(model=str(real_checkpoint()), device="cpu"))
     samples, _ = read_wav(AUDIO / "turn_on_kitchen_lights.wav")
     engine = SteppingEngine()
-    speech = Speech(SpeechSettings(fallback=("espeak",)), factories={"espeak": lambda: engine}, cache=None)
+    speech = Speech(SpeechSettings(fallback=("espeak",), cache=False), factories={"espeak": lambda: engine})
     grants: list[Wait] = []
     remove = SCHEDULER.add_observer(grants.append)
     release, entered = threading.Event(), threading.Event()
@@ -59,7 +68,7 @@ def test_a_command_overtakes_a_queued_prerender(tmp_path) -> None:
         speech.prerender(["Lights on.", "Timer set."])
         deadline = time.monotonic() + 10
         while SCHEDULER.snapshot()["waiting"] != [("tts", "background")]:
-            assert time.monotonic() < deadline, SCHEDULER.snapshot()
+            assert time.monotonic() < deadline, (SCHEDULER.snapshot(), prerender_stacks())
             time.sleep(0.005)
         heard: list[str] = []
         command = threading.Thread(target=lambda: heard.append(asr.transcribe(samples).text), daemon=True)

@@ -137,6 +137,9 @@ class FirstPass:
 
     text: str
     asr_ms: float
+    guided: Any = None
+    """The guided decode of this audio (`GuidedDecode`: grammar sentences and the free row of
+    one encoder pass) when recognition is guided; None on the free path."""
 
 
 class Recognizer:
@@ -192,23 +195,19 @@ class Recognizer:
             with self._lock:
                 commands, prompt, guide = self._commands, self._prompt, self._guide
         if guide is not None:
-            decoded = self._decode_guided(audio, guide)
+            reused_guided = reuse is not None and reuse.guided is not None
+            decoded = reuse.guided if reused_guided else self._decode_guided(audio, guide)
             if decoded is not None:
-                started = time.perf_counter()
-                try:
-                    verdict = judge(decoded, commands.match, self.settings.guided)
-                except Exception as exc:  # noqa: BLE001
-                    raise RecognitionError("match", exc) from exc
-                match_ms = (time.perf_counter() - started) * 1000
-                if verdict.match is not None:
-                    return Recognition(verdict.text, verdict.match, "guided", decoded.duration_ms, match_ms, 1,
-                                       confidence=verdict.confidence)
+                accepted, verdict, match_ms = self._judge(decoded, commands, reused_guided)
+                if accepted is not None:
+                    return accepted
                 log.info("guided %r rejected: %s", verdict.text, verdict.reason)
                 # The short-context pass has been tried (guided): the full window decides.
                 text, full_ms = self._transcribe(audio, None, short=False)
                 match, more_ms = self._match(commands, text)
                 return Recognition(text, match, "full", decoded.duration_ms + full_ms, match_ms + more_ms, 2,
-                                   confidence=verdict.confidence)
+                                   reused_guided, confidence=verdict.confidence)
+            reuse = None  # below the silence gate: the free passes run on their own
         two_pass = self.settings.short_first_pass
         first = reuse or self._first_pass(audio, prompt)
         reused = reuse is not None
@@ -231,21 +230,47 @@ class Recognizer:
         """Is the speech so far (at a pause) a whole command? One first pass decides: a
         Recognition when its text is exactly a command that no longer command of the grammar
         extends ("turn off the kitchen lights"; not "turn off the kitchen", nor "stop", which
-        "stop the timer" extends), else None. The first pass comes back for reuse either way."""
+        "stop the timer" extends), else None. Guided, the pass is the guided decode and the
+        command must pass the same confidence check as a closed segment's. The first pass comes
+        back for reuse either way (`recognize(audio, reuse=...)` on the same audio decodes nothing
+        again)."""
         with self._lock:
-            commands, prompt = self._commands, self._prompt
+            commands, prompt, guide = self._commands, self._prompt, self._guide
+        if guide is not None:
+            decoded = self._decode_guided(audio, guide)
+            if decoded is not None:  # guided: the same confidence as a closed command needs
+                first = FirstPass(decoded.free.text.strip(), decoded.duration_ms, decoded)
+                accepted, _, _ = self._judge(decoded, commands, False)
+                if accepted is None or self._continues(commands, accepted.text):
+                    return None, first
+                return accepted, first
         first = self._first_pass(audio, prompt)
         match, match_ms = self._match(commands, first.text)
-        if match is None or not match.exact:
-            return None, first
-        try:
-            more = commands.can_continue(first.text)
-        except Exception as exc:  # noqa: BLE001
-            raise RecognitionError("match", exc) from exc
-        if more:
+        if match is None or not match.exact or self._continues(commands, first.text):
             return None, first
         path = "short" if self.settings.short_first_pass else "full"
         return Recognition(first.text, match, path, first.asr_ms, match_ms, 1), first
+
+    @staticmethod
+    def _continues(commands: CommandMatcher, text: str) -> bool:
+        try:
+            return commands.can_continue(text)
+        except Exception as exc:  # noqa: BLE001
+            raise RecognitionError("match", exc) from exc
+
+    def _judge(self, decoded: Any, commands: CommandMatcher, reused: bool) -> tuple[Recognition | None, Any, float]:
+        """The guided decode judged against `commands`: (the accepted Recognition or None, the
+        verdict, matcher ms)."""
+        started = time.perf_counter()
+        try:
+            verdict = judge(decoded, commands.match, self.settings.guided)
+        except Exception as exc:  # noqa: BLE001
+            raise RecognitionError("match", exc) from exc
+        match_ms = (time.perf_counter() - started) * 1000
+        if verdict.match is None:
+            return None, verdict, match_ms
+        return (Recognition(verdict.text, verdict.match, "guided", decoded.duration_ms, match_ms, 1, reused,
+                            confidence=verdict.confidence), verdict, match_ms)
 
     def barge_in(self, audio: np.ndarray) -> Recognition:
         """Speech heard while a reply plays: is it one of the stop set? One first pass, matched

@@ -48,9 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="one Whisper pass over its whole 30 s window (slower) instead of a short-context "
                              "first pass checked against the commands")
     listen.add_argument("--no-prompt", action="store_true", help="do not give Whisper the commands' vocabulary")
-    listen.add_argument("--recognition", choices=("guided", "free"), default="free",
-                        help="guided: Whisper decodes what the commands allow, acted on when its calibrated "
-                             "confidence accepts it (else the free passes); free: transcribe, then match the text")
+    add_recognition_arg(listen)
     listen.add_argument("--silence", type=float, metavar="SECONDS",
                         help="silence that ends any command (default 0.7; 0.25 answers faster but may cut slow speakers)")
     listen.add_argument("--pause", type=float, metavar="SECONDS",
@@ -74,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     devices = subparsers.add_parser("devices", help="list audio input devices (microphones)")
     devices.add_argument("--json", action="store_true", help="print JSON instead of a table")
     devices.set_defaults(func=run_devices)
+
+
+def add_recognition_arg(parser: argparse.ArgumentParser) -> None:
+    """How speech becomes a command (shared by `listen` and `serve`)."""
+    parser.add_argument("--recognition", choices=("guided", "free"), default="free",
+                        help="guided: Whisper decodes what the commands allow, acted on when its calibrated "
+                             "confidence accepts it (else the free passes); free: transcribe, then match the text")
 
 
 def add_conversation_args(parser: argparse.ArgumentParser) -> None:

@@ -41,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="hear nothing while a reply plays (no \"stop\" mid-reply): for a room where the reply "
                             "comes back loud and there is no echo canceller (see `assistant doctor`)")
     serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between checks of the commands file")
-    from assistant.cli.listen import add_conversation_args
+    from assistant.cli.listen import add_conversation_args, add_recognition_arg
 
+    add_recognition_arg(serve)
     add_conversation_args(serve)
     serve.set_defaults(func=_serve)
 
@@ -144,6 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
         device=args.device, engine=args.engine, voice=args.voice, speak=not args.no_speak,
         output_device=args.output_device, reload_interval=args.reload_interval, wyoming=wyoming,
         self_check=not args.no_self_check, conversation=talk, barge_in=not args.no_barge_in,
+        recognition=args.recognition,
     )
     try:
         return serve(options)

@@ -88,6 +88,8 @@ class ApiBackend:
 
     transcribe(audio float32 16 kHz, prompt) -> an object with text, segments, duration_ms
     (`WhisperASR.transcribe`); None while no ASR is loaded (503).
+    recognize(audio) -> a `Recognition` (`Recognizer.recognize`: the listen loop's policy, guided
+    or free, against the active commands), for /v1/transcribe?commands=true; None: 503 there.
     """
 
     commands: Callable[[], Any]
@@ -99,6 +101,8 @@ class ApiBackend:
     metrics: ServiceMetrics
     on_error: Callable[[str, str], None] = field(default=lambda stage, message: None)
     """Told about server-side failures (stage, message), for health's last_error."""
+    recognize: Callable[[np.ndarray], Any] | None = None
+    """The service's command recognition; None when no recognizer is built (503 for ?commands=true)."""
 
 
 class ApiError(Exception):
@@ -239,6 +243,8 @@ class _Handlers:
         seconds = len(samples) / SAMPLE_RATE
         if seconds < 0.1:
             raise ApiError(422, "unprocessable", f"{what}: {seconds * 1000:.0f} ms of audio is too short to transcribe")
+        if _flag(request.query.get("commands"), "commands", what):
+            return await self._recognize(samples, seconds, what)
         prompt = request.query.get("prompt") or None
         started = time.perf_counter()
         transcript = await self._run(self.backend.transcribe, samples, prompt)
@@ -247,6 +253,29 @@ class _Handlers:
             "text": transcript.text.strip(),
             "segments": _jsonable(transcript.segments),
             "duration_ms": round(float(transcript.duration_ms), 1),
+            "audio_seconds": round(seconds, 3),
+            "path": "full",  # one free decode over the whole window, as the caller asked
+            "confidence": None,
+        })
+
+    async def _recognize(self, samples: np.ndarray, seconds: float, what: str) -> web.Response:
+        """The audio as the listen loop hears a command: the recognizer's policy (guided or free
+        passes), which pass decided, the guided confidence, and the command (never run here)."""
+        if self.backend.recognize is None:
+            raise ApiError(503, "unavailable", f"{what}?commands=true: no command recognizer is loaded in this service")
+        started = time.perf_counter()
+        recognition = await self._run(self.backend.recognize, samples)
+        self.backend.metrics.observe_stage("asr", time.perf_counter() - started)
+        match = recognition.match
+        return web.json_response({
+            "text": recognition.text.strip(),
+            "path": recognition.path,
+            "confidence": None if recognition.confidence is None else round(float(recognition.confidence), 3),
+            "intent": match.intent if match is not None else None,
+            "slots": _jsonable(match.slots) if match is not None else {},
+            "exact": bool(match.exact) if match is not None else None,
+            "passes": recognition.passes,
+            "duration_ms": round(float(recognition.asr_ms + recognition.match_ms), 1),
             "audio_seconds": round(seconds, 3),
         })
 
@@ -363,6 +392,18 @@ def timers_view(pending: list[tuple[Any, float]]) -> list[dict[str, Any]]:
              "due": datetime.fromtimestamp(timer.due_wall, timezone.utc).isoformat(timespec="seconds"),
              "seconds_left": round(left, 1), "seconds": timer.seconds}
             for timer, left in pending]
+
+
+def _flag(value: str | None, name: str, what: str) -> bool:
+    """A boolean query parameter: absent, true/false, 1/0, yes/no; anything else is a 400."""
+    if value is None:
+        return False
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no", ""):
+        return False
+    raise ApiError(400, "bad_request", f"{what}: `{name}` must be true or false, got {value[:40]!r}")
 
 
 def _next_chunk(chunks: Iterator[Any]) -> Any:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import time
+
+import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,9 @@ class ServeOptions:
     """False (--no-speak): replies are logged, not played."""
     output_device: str | None = None
     """Speaker: index or part of its name; None: the system's default output."""
+    recognition: str = "free"
+    """How speech becomes a command, in the loop, Wyoming and /v1/transcribe?commands=true:
+    "guided" (Whisper decodes what the commands allow) or "free" (transcribe, then match)."""
     barge_in: bool = True
     """Listen for "stop" (the stop set) while a reply plays; False (--no-barge-in): hear nothing
     while speaking, for rooms where the reply comes back loud and nothing cancels echo."""
@@ -165,6 +170,8 @@ class Service:
                                          apply=[self._apply_commands], on_result=self._reloaded)
         self._unobserve_scheduler = SCHEDULER.add_observer(self.loop_metrics.on_model_wait)
         self._load_asr()
+        if self.asr is not None:  # one recognizer for the loop, Wyoming and the API (hot reload replaces its commands)
+            self.recognizer = self._build_recognizer(commands)
         self._load_speech(commands)
         if options.listen:
             self._start_loop(commands)
@@ -276,8 +283,6 @@ class Service:
             self.state.source_kind = "microphone" if getattr(raw, "realtime", False) else "file"
         source = HeartbeatSource(raw)
         self.state.source = source
-        if self.recognizer is None:
-            self.recognizer = assemble.build_recognizer(self.asr, commands)
         self.runner = LoopRunner(source, self._make_loop, state=self.state, metrics=self.metrics,
                                  wake=self.supervisor.wake, restart_seconds=self.options.loop_restart_seconds,
                                  stall_seconds=self.options.stall_seconds)
@@ -293,6 +298,16 @@ class Service:
                                    conversation=self.options.conversation,
                                    settings=LoopSettings(barge_in=self.options.barge_in))
 
+    def _build_recognizer(self, commands: CommandSet) -> Any:
+        """The recognizer of `commands` with the configured policy (built once, when Whisper is loaded)."""
+        from assistant.asr.recognizer import RecognizerSettings
+
+        return assemble.build_recognizer(self.asr, commands, RecognizerSettings(recognition=self.options.recognition))
+
+    def _recognize(self, audio: np.ndarray) -> Any:
+        """/v1/transcribe?commands=true: the audio recognised as the loop would, against the active commands."""
+        return self.recognizer.recognize(audio)
+
     def _start_api(self, settings: ApiSettings) -> None:
         backend = ApiBackend(
             commands=self._current_commands,
@@ -300,6 +315,7 @@ class Service:
             transcribe=self.asr.transcribe if self.asr is not None else None,
             health=self.health, voices=self.voices, metrics=self.metrics,
             on_error=self.state.record_error,
+            recognize=self._recognize if self.asr is not None else None,
         )
         self.api = ApiServer(build_app(backend, settings), settings)
         self.api.start()
@@ -307,8 +323,6 @@ class Service:
     def _start_wyoming(self, settings: WyomingSettings) -> None:
         transcribe = None
         if self.asr is not None:
-            if self.recognizer is None and self.reloader is not None:
-                self.recognizer = assemble.build_recognizer(self.asr, self.reloader.current)
             transcribe = recognition_transcriber(self.asr, self.recognizer)
         tts_loaded = self.state.models.get("tts", {}).get("loaded")
         assert self.dispatcher is not None

@@ -40,8 +40,15 @@ def openapi_document(settings: Any) -> dict[str, Any]:
         "paths": {
             "/v1/transcribe": {"post": {
                 "summary": "Transcribe a WAV file with the resident Whisper model",
+                "description": "Plain transcription (one free decode over the whole window) by default. With "
+                               "commands=true the audio is recognised as the listen loop hears a command (guided "
+                               "by the grammar or free, as the service is set up) and the answer says which pass "
+                               "decided (`path`: guided, short or full), the guided `confidence` and the command "
+                               "it names (never run: use /v1/intent for that).",
                 "parameters": [{"name": "prompt", "in": "query", "required": False, "schema": {"type": "string"},
-                                "description": "Initial prompt for Whisper (vocabulary hints)"}],
+                                "description": "Initial prompt for Whisper (vocabulary hints; plain transcription only)"},
+                               {"name": "commands", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+                                "description": "Recognise a command with the service's recognition policy"}],
                 "requestBody": {"required": True, "content": {"audio/wav": {"schema": {
                     "type": "string", "format": "binary",
                     "description": f"PCM or float WAV, any rate and channel count; at most {settings.max_audio_bytes} bytes "
@@ -84,8 +91,15 @@ def openapi_document(settings: Any) -> dict[str, Any]:
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "properties": {
                     "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"}}}}},
                 "Transcript": {"type": "object", "properties": {
-                    "text": {"type": "string"}, "segments": {"type": "array", "items": {"type": "object"}},
-                    "duration_ms": {"type": "number"}, "audio_seconds": {"type": "number"}}},
+                    "text": {"type": "string"}, "segments": {"type": "array", "items": {"type": "object"},
+                                                             "description": "Plain transcription only"},
+                    "duration_ms": {"type": "number"}, "audio_seconds": {"type": "number"},
+                    "path": {"type": "string", "enum": ["guided", "short", "full"],
+                             "description": "Which pass decided: a guided grammar sentence, the short-context free pass, the full window"},
+                    "confidence": {"type": ["number", "null"], "description": "The guided sentence's confidence 0..1 (null: no guided decode ran)"},
+                    "intent": {"type": ["string", "null"], "description": "commands=true: the command heard, null when none"},
+                    "slots": {"type": "object"}, "exact": {"type": ["boolean", "null"]},
+                    "passes": {"type": "integer", "description": "commands=true: Whisper passes behind the result"}}},
                 "SpeakRequest": {"type": "object", "required": ["text"], "properties": {
                     "text": {"type": "string", "maxLength": settings.max_text_chars},
                     "voice": {"type": "string"}, "engine": {"type": "string", "enum": ["auto", "tortoise", "piper", "espeak"]}}},
