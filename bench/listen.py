@@ -204,26 +204,11 @@ RECOGNITIONS = ("free", "guided")
 FRAME_S = 0.03
 
 
-def recognition_option_exists() -> bool:
-    """True once the recognizer takes a recognition path (issue 10's `RecognizerSettings.recognition`)."""
-    import dataclasses
-
-    from assistant.asr.recognizer import RecognizerSettings
-
-    return "recognition" in {f.name for f in dataclasses.fields(RecognizerSettings)}
-
-
 def recognizer_settings(recognition: str):
-    """The recognizer's settings for a recognition path: passed through when the option exists;
-    without it only "free" (today's two-pass policy) can run."""
+    """The recognizer's settings for a recognition path ("free" or "guided")."""
     from assistant.asr.recognizer import RecognizerSettings
 
-    if recognition_option_exists():
-        return RecognizerSettings(recognition=recognition)  # type: ignore[call-arg]
-    if recognition != "free":
-        raise SystemExit(f"--recognition {recognition}: this tree has no guided path yet "
-                         "(RecognizerSettings has no 'recognition' option); run with --recognition free")
-    return RecognizerSettings()
+    return RecognizerSettings(recognition=recognition)
 
 
 class ClipSource:
@@ -274,6 +259,10 @@ class RecordingDispatcher:
 
         self.calls.append((time.perf_counter(), match.intent, dict(match.slots), self.segment))
         return HandlerOutcome(intent=match.intent, ok=True, reply=None, error=None)
+
+    def confirmation(self, match) -> None:
+        """No question: a risky command (`confirm:`) counts as the action it would ask about."""
+        return None
 
 
 def run_clip(item, asr, commands, recognition: str, realtime: bool) -> dict:
@@ -478,9 +467,8 @@ def assistant_listen_rss(items: list, checkpoint: Path, recognition: str) -> tup
         wav = Path(folder) / "commands.wav"
         write_wav(wav, np.concatenate([clip.audio() for clip in clips]), 16000)
         command = [sys.executable, "-c", PEAK_RSS_WRAPPER, "listen", "--input", str(wav), "--model", str(checkpoint),
-                   "--compute-device", "cpu", "--commands", str(ROOT / "commands.yaml"), "--no-speak", "--events", "jsonl"]
-        if recognition_option_exists():
-            command += ["--recognition", recognition]
+                   "--compute-device", "cpu", "--commands", str(ROOT / "commands.yaml"), "--no-speak", "--events", "jsonl",
+                   "--recognition", recognition]
         env = {**os.environ, "ASSISTANT_HOME": folder, "PYTHONPATH": str(ROOT)}
         done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     peaks = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("VmHWM_KB ")]
