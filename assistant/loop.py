@@ -232,6 +232,9 @@ class ListenLoop:
         self._announced: dict[int, None] = {}
         # worker only: the last speculative first pass, reused when the command closes on that audio
         self._speculated: tuple[tuple[int, int], FirstPass] | None = None
+        # worker only: start frames (bounded) of commands acted on at a pause; a later pause of
+        # the same speech, speculated before the close took effect, is the same command
+        self._early: dict[int, None] = {}
 
     # -- public -----------------------------------------------------------------------------
 
@@ -400,6 +403,8 @@ class ListenLoop:
 
     def _speculate(self, item: _Speculative) -> None:
         pause = item.pause
+        if pause.key[0] in self._early:
+            return  # acted on at an earlier pause: one command, one action
         if pause.barge_in:
             self._barge_in(pause.audio, pause.start, pause.end, item.paused_at - (pause.paused_at - pause.end), pause)
             return
@@ -418,6 +423,7 @@ class ListenLoop:
         with self._lock:
             _remember(self._acted, pause.key[0])
             announced = pause.key[0] in self._announced
+        _remember(self._early, pause.key[0])
         self._close_requests.put(pause)
         self.stats.early += 1
         speech_end_at = item.paused_at - (pause.paused_at - pause.end)
@@ -528,6 +534,7 @@ class ListenLoop:
         if pause is not None:
             with self._lock:
                 _remember(self._acted, pause.key[0])
+            _remember(self._early, pause.key[0])
             self._close_requests.put(pause)
         self._act(result, start, end, time.perf_counter(), speech_end_at, early=pause is not None)
 

@@ -377,3 +377,13 @@ def test_speech_after_a_pause_continues_the_command(commands, dispatcher):
     assert [(e["intent"], e["slots"]) for e in events if e["event"] == "intent"] == [("TimerSet", {"minutes": 5})]
     assert loop.stats.early == 0 and loop.stats.speculations >= 1
     assert len([e for e in events if e["event"] == "speech"]) == 1
+
+
+def test_a_command_acted_on_at_one_pause_is_not_acted_on_again_at_a_later_pause(commands, dispatcher):
+    """Slow recognition: the speculation at the first pause is still running when the speech
+    resumes and pauses again, so a second speculation of the same command waits behind it.
+    Both hear a whole command; it runs once (it ran twice under noise in the benchmark)."""
+    asr = ScriptedASR("Turn on the kitchen lights.", "Turn on the kitchen lights.", "Turn on the kitchen lights.", delay=2.0)
+    loop, events, _ = run_loop(FramesSource("pause_mid_command.wav", realtime=True), asr, commands, dispatcher)
+    assert [(e["intent"], e["early"]) for e in events if e["event"] == "intent"] == [("Lights", True)]
+    assert loop.stats.speculations >= 1 and loop.stats.early == 1
