@@ -124,6 +124,7 @@ def measure(clips: list[dict], commands) -> list[dict]:
             competitor=competitor.text if competitor else None,
             competitor_margin=(best.logprob - competitor.logprob) if competitor else None,
             no_speech=decoded.no_speech_prob, ms=decoded.duration_ms,
+            weakest=min(best.token_logprobs),
         )
         rows.append(row)
         print(f"{row['kind']:9s} {row['condition']:9s} {row['margin']:6.2f} {row['no_speech']:.2f} "
@@ -132,18 +133,41 @@ def measure(clips: list[dict], commands) -> list[dict]:
     return rows
 
 
-def accepted(row: dict, margin: float, competitor: float, no_speech: float) -> bool:
-    """`assistant.asr.confidence.judge`'s rule on the recorded features."""
-    from assistant.asr.confidence import numbers_agree
+def accepted(row: dict, margin: float, competitor: float, no_speech: float, weakest: float | None = None) -> bool:
+    """`assistant.asr.confidence.judge`'s rule on the recorded features (`weakest`: the floor
+    under every token's log-probability of a sentence Whisper did not say by itself; None: off)."""
+    from assistant.asr.confidence import numbers_agree, same_words
 
     if row.get("best") is None or row["best_meaning"] is None:
         return False
     if row["margin"] < -margin or row["no_speech"] >= no_speech or not numbers_agree(row["best"], row["free"]):
         return False
+    if weakest is not None and row["weakest"] < -weakest and not same_words(row["best"], row["free"]):
+        return False
     return row["competitor_margin"] is None or row["competitor_margin"] >= competitor
 
 
+def weakest_table(rows: list[dict], margin: float, competitor: float, no_speech: float) -> None:
+    """The weakest-token floor at the chosen margins: what each value keeps and what it stops."""
+    print(f"\n| weakest token floor W (margin {margin}, competitor {competitor}) | commands clean: right/wrong/none | "
+          "commands 10 dB: right/wrong/none | near-miss fired | chatter fired | noise fired |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for floor in (None, 8.0, 6.0, 5.0, 4.0, 3.0, 2.0):
+        cells = []
+        for condition in ("clean", "10dB"):
+            subset = [r for r in rows if r["kind"] == "command" and r["condition"] == condition]
+            ok = [r for r in subset if accepted(r, margin, competitor, no_speech, floor)]
+            right = sum(r["best_meaning"] == tuple(r["expected"] or ()) for r in ok)
+            cells.append(f"{right}/{len(ok) - right}/{len(subset) - len(ok)} of {len(subset)}")
+        fired = [sum(accepted(r, margin, competitor, no_speech, floor) for r in rows if r["kind"] == kind)
+                 for kind in ("near-miss", "chatter", "noise")]
+        totals = [sum(r["kind"] == kind for r in rows) for kind in ("near-miss", "chatter", "noise")]
+        print(f"| {'off' if floor is None else floor} | {cells[0]} | {cells[1]} | "
+              + " | ".join(f"{f} of {t}" for f, t in zip(fired, totals)) + " |")
+
+
 def table(rows: list[dict]) -> None:
+    print("Weakest-token floor off in this table (its own table follows).\n")
     print("| margin T | competitor C | no-speech | commands clean: right/wrong/none | commands 10 dB: right/wrong/none | "
           "near-miss fired | chatter fired | noise fired |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -163,6 +187,7 @@ def table(rows: list[dict]) -> None:
                 totals = [sum(r["kind"] == kind for r in rows) for kind in ("near-miss", "chatter", "noise")]
                 print(f"| {margin} | {competitor} | {no_speech} | {cells[0]} | {cells[1]} | "
                       + " | ".join(f"{f} of {t}" for f, t in zip(fired, totals)) + " |")
+    weakest_table(rows, 0.75, 2.0, 0.8)  # GuidedSettings' margin, competitor and no-speech
     times = sorted(r["ms"] for r in rows if r["ms"])
     print(f"\nguided decode (both rows, one encoder pass): median {times[len(times) // 2]:.0f} ms, "
           f"p90 {times[int(len(times) * 0.9)]:.0f} ms over {len(times)} clips (busy shared 2-core CPU)")

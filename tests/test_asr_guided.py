@@ -31,6 +31,10 @@ class Said:
     def mean_logprob(self) -> float:
         return self.logprob / self.tokens
 
+    @property
+    def token_logprobs(self) -> tuple[float, ...]:
+        return (self.logprob / self.tokens,) * self.tokens
+
 
 @dataclass(frozen=True)
 class Decode:
@@ -52,6 +56,34 @@ def test_judge_accepts_what_the_audio_supports(commands):
     assert verdict.reason == "" and verdict.competitor_margin == pytest.approx(7.0)
     assert verdict.margin == pytest.approx(-0.5 / 7)
     assert 0.9 < verdict.confidence <= 1.0
+
+
+@dataclass(frozen=True)
+class Spiked(Said):
+    """A sentence whose log-probability sits in one token (a swapped word)."""
+
+    spike: float = 0.0
+
+    @property
+    def token_logprobs(self) -> tuple[float, ...]:
+        rest = (self.logprob - self.spike) / (self.tokens - 1)
+        return (rest,) * (self.tokens - 1) + (self.spike,)
+
+
+def test_judge_rejects_one_swapped_word_that_the_mean_hides(commands):
+    """"bedroom" for a clearly heard "bathroom": close to the free decode per token on average,
+    but one token far below the floor; the same sentence said by Whisper itself is accepted."""
+    free = Said("Turn off the bathroom lights.", -1.4, 7)
+    swapped = Spiked("Turn off the bedroom lights.", -5.6, 7, spike=-4.6)
+    assert swapped.mean_logprob - free.mean_logprob > -GuidedSettings().margin  # the mean lets it through
+    verdict = judge(Decode((swapped,), free), commands.match, GuidedSettings())
+    assert verdict.match is None and "one token at -4.60" in verdict.reason
+    verdict = judge(Decode((swapped,), Said("turn off the bedroom lights", -5.6, 7)), commands.match, GuidedSettings())
+    assert verdict.match is not None and verdict.match.slots["room"] == "bedroom"
+    ok = Spiked("Turn off the bedroom lights.", -5.6, 7, spike=-3.9)
+    assert judge(Decode((ok,), free), commands.match, GuidedSettings()).match is not None
+    with pytest.raises(ValueError):
+        GuidedSettings(weakest_token=-1.0)
 
 
 def test_judge_ignores_runner_ups_of_the_same_meaning(commands):
