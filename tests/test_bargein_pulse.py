@@ -57,10 +57,6 @@ def spoken_reply() -> Audio:
     return Audio(np.concatenate(speech).astype(np.float32), rate)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "marginal: tiny.en decodes the gated 'stop' cut out of the reply at avg_logprob -1.2 to -1.55 on "
-    "today's main (dropped by the -1.0 guard); it passed before the rebase onto the conversation work "
-    "(-0.95). Known weakness, docs/bargein.md"))
 def test_stop_spoken_over_a_reply_stops_it_and_runs_stop(room, recognizer, commands):
     reply = spoken_reply()
     stop = AUDIO / "stop.wav"
