@@ -73,7 +73,7 @@ from assistant.echo import EchoGate, EchoSettings
 from assistant.playback.reference import PlayedLevels
 from assistant.scheduler import SCHEDULER
 from assistant.audio import AudioSource
-from assistant.audio.format import pcm16_to_float
+from assistant.audio.format import float_to_pcm16, pcm16_to_float
 from assistant.conversation import ANSWERS, CANCELLED, Conversation, Pending, Route, WakeStripped, classify_answer
 from assistant.wakeword import WakeWordDetector, strip_wake_phrase
 from assistant.vad import SegmenterSettings, SpeechPause, SpeechSegment, VadSegmenter, segment_key
@@ -274,7 +274,11 @@ class ListenLoop:
             muted = self._muted()
             try:
                 if self.settings.barge_in:
-                    echo = self.echo_gate is not None and self.echo_gate.is_echo(pcm16_to_float(frame), time.monotonic())
+                    echo = False
+                    if self.echo_gate is not None:
+                        samples, echo = self.echo_gate.process(pcm16_to_float(frame), time.monotonic())
+                        if self.echo_gate.canceller is not None and self.echo_gate.canceller.converged:
+                            frame = float_to_pcm16(samples)  # the reply's echo subtracted
                     out = segmenter.feed(frame, barge_in=muted, echo=echo)
                 else:
                     out = segmenter.feed(frame, muted=muted)

@@ -147,6 +147,7 @@ def room_tables(stop: np.ndarray, trials: int, alone_minutes: float, leak: float
     from assistant.asr import WhisperASR, WhisperSettings
     from assistant.asr.recognizer import Recognizer
     from assistant.intents import load_commands
+    from assistant.loop import LoopSettings
 
     work = Path(tempfile.mkdtemp(prefix="bench-bargein-"))
     stop_wav = work / "stop.wav"
@@ -173,7 +174,8 @@ def room_tables(stop: np.ndarray, trials: int, alone_minutes: float, leak: float
                 session = play_reply(room, recognizer, commands, reply, warm_seconds=0.5)
                 played += min(session.played_seconds, reply.duration)
                 triggers += len(session.interrupted_at)
-    where = f"leak {leak} ({20 * np.log10(leak):.1f} dB){', module-echo-cancel webrtc' if aec else ', no echo canceller'}"
+    where = f"leak {leak} ({20 * np.log10(leak):.1f} dB){', module-echo-cancel webrtc' if aec else ', no server echo canceller'}"
+    where += f", in-loop canceller {'on' if LoopSettings().echo.cancel else 'off'}"
     print(f"\n## virtual room, {where}")
     print("| measure | value |")
     print("|---|---|")
