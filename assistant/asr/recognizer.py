@@ -24,6 +24,7 @@ near-misses pay for both passes.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -93,6 +94,13 @@ class RecognizerSettings:
     guided: GuidedSettings = GuidedSettings()
     """Rejection thresholds of the guided path (calibrated; see GuidedSettings)."""
 
+    barge_in_logprob: float = -1.6
+    """While a reply plays, a short-pass text that the ASR's average log-probability guard
+    (-1.0) dropped still counts when it is at least this and exactly a stop-set command. The
+    echo canceller's output is harder to hear: in the virtual room tiny.en scored a spoken
+    "stop" over a reply at -1.06 to -1.55, so the full 30 s window had to decide (~0.5 s more).
+    A wrong barge-in can only cut a reply short, never run another command."""
+
     def __post_init__(self) -> None:
         if self.recognition not in RECOGNITION_MODES:
             raise ValueError(f"recognition must be one of {', '.join(RECOGNITION_MODES)}, got {self.recognition!r}")
@@ -140,6 +148,16 @@ class FirstPass:
     guided: Any = None
     """The guided decode of this audio (`GuidedDecode`: grammar sentences and the free row of
     one encoder pass) when recognition is guided; None on the free path."""
+
+
+def _unsure_text(segments: list[dict[str, Any]], floor: float) -> str:
+    """The text of a segment the ASR dropped for its average log-probability alone, when that
+    average is at least `floor` ("" otherwise)."""
+    for segment in segments:
+        reason = str(segment.get("dropped", ""))
+        if reason.startswith("avg_logprob") and float(segment.get("avg_logprob", -math.inf)) >= floor:
+            return str(segment.get("text", "")).strip()
+    return ""
 
 
 class Recognizer:
@@ -284,7 +302,7 @@ class Recognizer:
             allowed = commands.barge_in_intents()
         except Exception as exc:  # noqa: BLE001
             raise RecognitionError("match", exc) from exc
-        first = self._first_pass(audio, prompt)
+        first = self._first_pass(audio, prompt, unsure=self.settings.barge_in_logprob)
         match, match_ms = self._stop_match(commands, allowed, first.text)
         if match is not None or not self.settings.short_first_pass:
             return Recognition(first.text, match, "short" if self.settings.short_first_pass else "full",
@@ -300,16 +318,22 @@ class Recognizer:
             match = None
         return match, match_ms
 
-    def _first_pass(self, audio: np.ndarray, prompt: str | None) -> FirstPass:
-        text, asr_ms = self._transcribe(audio, prompt, short=self.settings.short_first_pass)
+    def _first_pass(self, audio: np.ndarray, prompt: str | None, unsure: float | None = None) -> FirstPass:
+        text, asr_ms = self._transcribe(audio, prompt, short=self.settings.short_first_pass, unsure=unsure)
         return FirstPass(text, asr_ms)
 
-    def _transcribe(self, audio: np.ndarray, prompt: str | None, *, short: bool) -> tuple[str, float]:
+    def _transcribe(self, audio: np.ndarray, prompt: str | None, *, short: bool,
+                    unsure: float | None = None) -> tuple[str, float]:
+        """The kept text and Whisper ms. `unsure`: a text dropped only by the average
+        log-probability guard is kept when its average is at least this (the caller checks it
+        against a small set)."""
         try:
             transcript = self.asr.transcribe(audio, prompt=prompt, short_context=short)
         except Exception as exc:  # noqa: BLE001 - reported by the caller with its stage
             raise RecognitionError("asr", exc) from exc
         text = transcript.text.strip()
+        if not text and unsure is not None:
+            text = _unsure_text(transcript.segments, unsure)
         if not text:
             why = "; ".join(s.get("dropped", "") for s in transcript.segments) or "nothing recognised"
             log.info("%.2f s of speech gave no text (%s)", len(audio) / 16000, why)
