@@ -70,3 +70,8 @@ def test_the_unsure_guard_applies_to_barge_in_only(commands):
     asr = DroppingASR("Stop.", -1.3, full="")
     result = Recognizer(asr, commands).recognize(AUDIO)
     assert result.match is None and result.text == "" and asr.passes == [True, False]
+
+
+def test_the_barge_in_guard_is_a_log_probability():
+    with pytest.raises(ValueError, match="barge_in_logprob"):
+        RecognizerSettings(barge_in_logprob=0.5)

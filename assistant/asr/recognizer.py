@@ -102,6 +102,8 @@ class RecognizerSettings:
     A wrong barge-in can only cut a reply short, never run another command."""
 
     def __post_init__(self) -> None:
+        if self.barge_in_logprob > 0:
+            raise ValueError(f"barge_in_logprob is an average log-probability (<= 0), got {self.barge_in_logprob!r}")
         if self.recognition not in RECOGNITION_MODES:
             raise ValueError(f"recognition must be one of {', '.join(RECOGNITION_MODES)}, got {self.recognition!r}")
 
