@@ -158,6 +158,8 @@ class ProgramSource:
     current: Clip | None = None
     """The clip being played (set at its first frame; the gap after it keeps it)."""
     expected: list[str] = field(default_factory=list)
+    spoken_at: list[tuple[float, str]] = field(default_factory=list)
+    """For each expected command: the stream second it starts and its text."""
     counts: dict[str, int] = field(default_factory=dict)
     produced_seconds: float = 0.0
 
@@ -202,6 +204,7 @@ class ProgramSource:
                         self.current = clip
                         if clip.intent:
                             self.expected.append(clip.intent)
+                            self.spoken_at.append((speech_start / SAMPLE_RATE, clip.text))
                         self.counts[kind] = self.counts.get(kind, 0) + 1
                     produced += FRAME_SAMPLES
                     yield pcm[offset : offset + FRAME_SAMPLES * 2]
@@ -229,6 +232,32 @@ def align(expected: list[str], got: list[str]) -> int:
             current.append(previous[j] + 1 if want == have else max(previous[j + 1], current[j]))
         previous = current
     return previous[-1]
+
+
+def missed(expected: list[str], got: list[str]) -> list[int]:
+    """Indexes of the expected commands left out of one longest alignment (few misses: the
+    table is built from the ends inwards only over the band where they differ)."""
+    start = 0
+    while start < min(len(expected), len(got)) and expected[start] == got[start]:
+        start += 1
+    end_e, end_g = len(expected), len(got)
+    while end_e > start and end_g > start and expected[end_e - 1] == got[end_g - 1]:
+        end_e, end_g = end_e - 1, end_g - 1
+    a, b = expected[start:end_e], got[start:end_g]
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) - 1, -1, -1):
+        for j in range(len(b) - 1, -1, -1):
+            table[i][j] = table[i + 1][j + 1] + 1 if a[i] == b[j] else max(table[i + 1][j], table[i][j + 1])
+    out, i, j = [], 0, 0
+    while i < len(a):
+        if j < len(b) and a[i] == b[j]:
+            i, j = i + 1, j + 1
+        elif j < len(b) and table[i][j + 1] >= table[i + 1][j]:
+            j += 1
+        else:
+            out.append(start + i)
+            i += 1
+    return out
 
 
 class ErrorCounter(logging.Handler):
@@ -407,6 +436,9 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     expected: list[str] = field(default_factory=list)
     recognised: list[str] = field(default_factory=list)
+    spoken_at: list[tuple[float, str]] = field(default_factory=list)
+    heard: list[tuple[float, str]] = field(default_factory=list)
+    """Every transcript: stream second it starts, text."""
     handled: int = 0
     handler_failures: list[str] = field(default_factory=list)
     reply_events: int = 0
@@ -442,6 +474,15 @@ class Report:
     @property
     def said(self) -> int:
         return self.reply_events + self.timers_announced
+
+    def misses(self) -> list[str]:
+        """Each spoken command not recognised: when, what was said, what was heard then."""
+        lines = []
+        for index in missed(self.expected, self.recognised):
+            at, text = self.spoken_at[index]
+            heard = [t for start, t in self.heard if at - 1.0 <= start <= at + 10.0]
+            lines.append(f"{at / 60:.1f} min: {text!r} ({self.expected[index]}) heard as {heard or 'nothing'}")
+        return lines
 
     def rss_growth(self) -> tuple[Sample, float, list[Sample]]:
         warmup = min(self.options.warmup_minutes, self.audio_seconds / 60)
@@ -536,6 +577,8 @@ class Soak(Hooks):
         kind, report = event.get("event"), self.report
         if kind == "intent":
             report.recognised.append(str(event.get("intent")))
+        elif kind == "transcript":
+            report.heard.append((float(event.get("start", 0.0)), str(event.get("text"))))
         elif kind == "handler":
             report.handled += 1
             if not event.get("ok"):
@@ -584,6 +627,7 @@ class Soak(Hooks):
         report.audio_seconds = self.source.produced_seconds
         report.counts = dict(self.source.counts)
         report.expected = list(self.source.expected)
+        report.spoken_at = list(self.source.spoken_at)
         report.spoken, report.cut, report.speech_failed = self.counted.spoken, self.counted.cut, self.counted.failed
         report.audio_written, report.chunks, report.wav = self.sink.seconds, self.sink.chunks, self.sink.path
         stats = self.speech.stats
@@ -691,6 +735,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
     if report.crashes:
         print(f"the loop crashed: {report.crashes[0]!r}", file=sys.stderr)
+    for line in report.misses():
+        print(f"missed: {line}", file=sys.stderr)
     problems = report.failures()
     for problem in problems:
         print(f"FAIL: {problem}", file=sys.stderr)

@@ -106,6 +106,8 @@ def test_a_missed_command_fails_the_soak(tmp_path) -> None:
     report = run_soak(tmp_path, hours=0.1, reload_minutes=0, drop="cancel the timer")
     missed = report.expected.count("TimerCancel")
     assert missed >= 1 and report.matched == len(report.expected) - missed
+    misses = report.misses()
+    assert len(misses) == missed and all("'cancel the timer' (TimerCancel) heard as nothing" in m for m in misses)
     assert any("were not recognised" in problem for problem in report.failures())
 
 
