@@ -235,6 +235,9 @@ class ListenLoop:
         # worker only: start frames (bounded) of commands acted on at a pause; a later pause of
         # the same speech, speculated before the close took effect, is the same command
         self._early: dict[int, None] = {}
+        # items put in the queue and not yet finished by the worker (or dropped): `wait_idle`
+        self._outstanding = 0
+        self._settled = threading.Condition(threading.Lock())
 
     # -- public -----------------------------------------------------------------------------
 
@@ -250,6 +253,21 @@ class ListenLoop:
             self._queue.put(_END)
             self._worker.join()
             self._worker = None
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing is queued for or being recognised by the worker (every segment
+        handed over so far has been recognised, its handler run and its reply handed to `speak`);
+        False when `timeout` seconds pass first. Called between frames by a source that runs
+        faster than real time (bench/soak.py, tests), it stands in for the seconds a person
+        leaves between commands in a room; the loop itself never waits for it."""
+        with self._settled:
+            return self._settled.wait_for(lambda: self._outstanding == 0, timeout)
+
+    def _track(self, change: int) -> None:
+        with self._settled:
+            self._outstanding += change
+            if self._outstanding <= 0:
+                self._settled.notify_all()
 
     def stop(self) -> None:
         """End `run()` soon: capture stops, queued segments are abandoned."""
@@ -348,6 +366,7 @@ class ListenLoop:
         self._put(_Queued(segment, time.perf_counter(), wake), realtime)
 
     def _put(self, item: _Queued | _Speculative | _Expiry, realtime: bool) -> None:
+        self._track(+1)  # before it is in the queue: the worker may finish it at once
         if not realtime:
             self._queue.put(item)
             return
@@ -357,6 +376,7 @@ class ListenLoop:
                 return
             except queue.Full:
                 if isinstance(item, _Speculative):
+                    self._track(-1)
                     return  # behind already: no head start; the long window still closes the command
                 try:
                     old = self._queue.get_nowait()
@@ -364,7 +384,9 @@ class ListenLoop:
                     continue
                 if old is _END:  # cannot happen while capturing; keep the end marker anyway
                     self._queue.put_nowait(old)
+                    self._track(-1)
                     return
+                self._track(-1)  # `old` leaves the queue unfinished
                 if isinstance(old, _Speculative):
                     continue  # a speculation is only a head start: the command itself is still to come
                 if isinstance(old, _Expiry):
@@ -384,6 +406,7 @@ class ListenLoop:
             if item is _END:
                 self._queue.put_nowait(item)
                 return
+            self._track(-1)
 
     # -- recognition worker -----------------------------------------------------------------
 
@@ -392,9 +415,9 @@ class ListenLoop:
             item = self._queue.get()
             if item is _END:
                 return
-            if self._stopping.is_set():
-                continue
             try:
+                if self._stopping.is_set():
+                    continue
                 with SCHEDULER.pause_background():  # pre-rendering waits while a command is handled
                     if isinstance(item, _Speculative):
                         self._speculate(item)
@@ -404,6 +427,8 @@ class ListenLoop:
                         self._recognise(item)
             except Exception as exc:  # noqa: BLE001 - one bad segment must not stop the worker
                 self._error("loop", exc)
+            finally:
+                self._track(-1)
 
     def _speculate(self, item: _Speculative) -> None:
         pause = item.pause

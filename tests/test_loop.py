@@ -387,3 +387,36 @@ def test_a_command_acted_on_at_one_pause_is_not_acted_on_again_at_a_later_pause(
     loop, events, _ = run_loop(FramesSource("pause_mid_command.wav", realtime=True), asr, commands, dispatcher)
     assert [(e["intent"], e["early"]) for e in events if e["event"] == "intent"] == [("Lights", True)]
     assert loop.stats.speculations >= 1 and loop.stats.early == 1
+
+
+class SettlingSource(FramesSource):
+    """After each file's frames, waits for the loop to finish what it heard (as bench/soak.py
+    does between utterances) and notes which handlers had run by then."""
+
+    def __init__(self, *names: str) -> None:
+        self.parts = [list(WavFileSource(AUDIO / name).frames()) for name in names]
+        super().__init__()
+        self.loop: ListenLoop | None = None
+        self.handled_at_idle: list[list[str]] = []
+        self.handled: list[str] = []
+        self.idle: list[bool] = []
+
+    def frames(self):
+        for part in self.parts:
+            yield from part
+            yield from [bytes(len(part[0]))] * 40  # 1.2 s of silence: the segment closes
+            assert self.loop is not None
+            self.idle.append(self.loop.wait_idle(timeout=10))
+            self.handled_at_idle.append(list(self.handled))
+
+
+def test_wait_idle_returns_once_the_heard_command_is_handled(commands, dispatcher):
+    source = SettlingSource("stop.wav", "what_time.wav")
+    asr = ScriptedASR("stop", "what time is it", delay=0.3)  # slower than the source
+    loop = ListenLoop(source, Recognizer(asr, commands), dispatcher, speak=lambda text: None,
+                      on_event=lambda e: source.handled.append(e["intent"]) if e["event"] == "handler" else None)
+    source.loop = loop
+    loop.run()
+    assert source.idle == [True, True]
+    assert source.handled_at_idle == [["Stop"], ["Stop", "GetTime"]]
+    assert loop.wait_idle(timeout=0) is True

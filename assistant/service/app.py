@@ -41,7 +41,7 @@ from assistant.service.health import ServiceState
 from assistant.service.loopmetrics import LoopMetrics, TimedSpeech
 from assistant.service.metrics import ServiceMetrics, rss_bytes
 from assistant.service.notify import Notifier, Watchdog, watchdog_interval
-from assistant.service.reload import CommandsReloader, ReloadResult, new_static_replies
+from assistant.service.reload import CommandsReloader, ReloadResult, install_commands
 from assistant.service.supervisor import HeartbeatSource, LoopRunner, Supervisor
 from assistant.service.wyoming import WyomingBackend, WyomingServer, WyomingSettings, recognition_transcriber, voices_from_view
 from assistant.store import Store, StoreError, shared_store
@@ -380,13 +380,9 @@ class Service:
 
     def _apply_commands(self, new: CommandSet, old: CommandSet) -> None:
         assert self.dispatcher is not None
-        self.dispatcher.replace_commands(new)
-        if self.recognizer is not None:
-            self.recognizer.replace_commands(new)
-        if self.speech is not None and self.state.models.get("tts", {}).get("loaded"):
-            fresh = new_static_replies(new, old)
-            if fresh:
-                self.speech.prerender(fresh)
+        tts_loaded = self.speech is not None and self.state.models.get("tts", {}).get("loaded")
+        install_commands(new, old, dispatcher=self.dispatcher, recognizer=self.recognizer,
+                         speech=self.speech if tts_loaded else None)
 
     def _reloaded(self, result: ReloadResult) -> None:
         self.metrics.reloads.inc(result="ok" if result.ok else "error")

@@ -136,3 +136,16 @@ def new_static_replies(new: Any, old: Any) -> list[str]:
     """Static replies of `new` that `old` did not have (the ones worth pre-rendering now)."""
     before = set(old.static_replies())
     return [text for text in new.static_replies() if text not in before]
+
+
+def install_commands(new: Any, old: Any, *, dispatcher: Any, recognizer: Any = None, speech: Any = None) -> None:
+    """What a successful reload changes in a running assistant (the service's `apply`, also
+    bench/soak.py's): the dispatcher's intents, the recognizer's (its vocabulary prompt and
+    decoding guide), then pre-rendering of the static replies `new` brought (with `speech`)."""
+    dispatcher.replace_commands(new)
+    if recognizer is not None:
+        recognizer.replace_commands(new)
+    if speech is not None:
+        fresh = new_static_replies(new, old)
+        if fresh:
+            speech.prerender(fresh)
