@@ -69,6 +69,7 @@ def test_units_are_notify_with_watchdog_restart_and_reload(kind: str) -> None:
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert service["NoNewPrivileges"] == "yes"
     assert "MemoryDenyWriteExecute" not in service  # PyTorch/numba JIT need W+X pages
+    assert "Environment=MALLOC_ARENA_MAX=2" in render(UnitOptions(kind=kind)).splitlines()  # steadier RSS (soak)
 
 
 def test_exec_start_uses_the_venv_python_unresolved_and_absolute_paths(tmp_path: Path) -> None:
