@@ -225,16 +225,13 @@ class ListenLoop:
         # worker -> capture: commands found complete at a pause, to be closed there
         self._close_requests: queue.SimpleQueue[SpeechPause] = queue.SimpleQueue()
         # Start frames (bounded, oldest out) of commands acted on at their pause (their segments
-        # are not recognised again) and of segments whose "speech" event was sent; shared by the
+        # are not recognised again, a later pause of the same speech is not acted on again) and of segments whose "speech" event was sent; shared by the
         # capture thread and the worker under _lock.
         self._lock = threading.Lock()
         self._acted: dict[int, None] = {}
         self._announced: dict[int, None] = {}
         # worker only: the last speculative first pass, reused when the command closes on that audio
         self._speculated: tuple[tuple[int, int], FirstPass] | None = None
-        # worker only: start frames (bounded) of commands acted on at a pause; a later pause of
-        # the same speech, speculated before the close took effect, is the same command
-        self._early: dict[int, None] = {}
         # items put in the queue and not yet finished by the worker (or dropped): `wait_idle`
         self._outstanding = 0
         self._settled = threading.Condition(threading.Lock())
@@ -358,7 +355,7 @@ class ListenLoop:
     def _enqueue(self, segment: SpeechSegment, realtime: bool) -> None:
         start = segment_key(segment)[0]
         with self._lock:
-            if self._acted.pop(start, False) is None:
+            if start in self._acted:
                 return  # acted on at its pause
             _remember(self._announced, start)
         self._emit({"event": "speech", "start": round(segment.start, 3), "end": round(segment.end, 3)})
@@ -432,8 +429,9 @@ class ListenLoop:
 
     def _speculate(self, item: _Speculative) -> None:
         pause = item.pause
-        if pause.key[0] in self._early:
-            return  # acted on at an earlier pause: one command, one action
+        with self._lock:
+            if pause.key[0] in self._acted:
+                return  # acted on at an earlier pause: one command, one action
         if pause.barge_in:
             self._barge_in(pause.audio, pause.start, pause.end, item.paused_at - (pause.paused_at - pause.end), pause)
             return
@@ -452,7 +450,6 @@ class ListenLoop:
         with self._lock:
             _remember(self._acted, pause.key[0])
             announced = pause.key[0] in self._announced
-        _remember(self._early, pause.key[0])
         self._close_requests.put(pause)
         self.stats.early += 1
         speech_end_at = item.paused_at - (pause.paused_at - pause.end)
@@ -464,7 +461,7 @@ class ListenLoop:
         segment = item.segment
         key = segment_key(segment)
         with self._lock:
-            if self._acted.pop(key[0], False) is None:
+            if key[0] in self._acted:
                 return  # acted on at its pause while this segment waited in the queue
         if segment.barge_in:
             self._barge_in(segment.audio, segment.start, segment.end, item.closed_at - (segment.ended_at - segment.end), None)
@@ -563,7 +560,6 @@ class ListenLoop:
         if pause is not None:
             with self._lock:
                 _remember(self._acted, pause.key[0])
-            _remember(self._early, pause.key[0])
             self._close_requests.put(pause)
         self._act(result, start, end, time.perf_counter(), speech_end_at, early=pause is not None)
 
