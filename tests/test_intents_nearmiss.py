@@ -60,6 +60,30 @@ def test_unsure_means_no_match(commands, text):
     assert commands.match(text) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "slots"),
+    [
+        ("add light bulbs to my shopping list", {"item": "light bulbs"}),  # not "bulbs": "light" is no extra word
+        ("add lights bulbs to my shopping list", {"item": "lights bulbs"}),
+    ],
+)
+def test_a_word_of_the_grammar_is_never_dropped_as_extra(commands, text, slots):
+    match = commands.match(text)
+    assert match is not None and (match.intent, match.slots) == ("ShoppingAdd", slots)
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "slots"),
+    [
+        ("set a timer for for 5 minutes", "Timer", {"minutes": 5}),  # a stutter is still an extra word
+        ("turn on the kitchen lights lights", "LightsOn", {"room": "kitchen"}),
+    ],
+)
+def test_a_repeated_word_is_an_extra_word(commands, text, intent, slots):
+    match = commands.match(text)
+    assert match is not None and (match.intent, match.slots, match.exact) == (intent, slots, False)
+
+
 def test_exact_sentences_never_reach_the_near_miss_stage(commands):
     match = commands.match("add milk to my shopping list")
     assert match.exact and match.slots == {"item": "milk"}
@@ -126,6 +150,32 @@ def ha():
 def test_ha_wildcards_do_not_swallow_other_intents(ha, text):
     match = ha.match(text, HA_CONTEXT)
     assert match is None or (match.intent != "HassStartTimer" and "name" not in match.slots), match
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stop timer for",  # "cancel the timer for <lost number>": a leftover "for" is no noise
+        "resume my timer for",
+        "12-minute timer named",  # the name was lost, not an extra "named"
+        "are some room fan off",  # "room" of "living room": not noise, the area was lost
+        "start a timer for and twenty-five seconds",  # "and" says a number before it was lost
+    ],
+)
+def test_ha_a_leftover_of_a_lost_slot_is_not_repaired_away(ha, text):
+    assert ha.match(text, HA_CONTEXT) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("remove eggs of from my list", ("HassShoppingListCompleteItem", {"item": "eggs"})),  # "of" is "off"
+        ("who is hour milk", None),  # "hour" is "our": not a person named "hour milk"
+    ],
+)
+def test_ha_a_wildcard_does_not_take_a_homophone_of_a_grammar_word(ha, text, expected):
+    match = ha.match(text, HA_CONTEXT)
+    assert (match and (match.intent, match.slots)) == expected or (expected is None and match is None), match
 
 
 def test_ha_number_goes_to_the_range_slot_not_the_wildcard(ha):

@@ -26,7 +26,15 @@ from hassil.recognize import RecognizeResult, recognize_ranked
 
 from assistant.intents.loader import ExtraList, LoadedCommands, load
 from assistant.intents.model import IntentMatch, IntentSpec
-from assistant.intents.nearmiss import LIGHT_WORDS, MIN_MATCHED, NearMiss, WildcardRule, best_near_miss
+from assistant.intents.nearmiss import (
+    FILLER_WORDS,
+    HOMOPHONES,
+    LIGHT_WORDS,
+    MIN_MATCHED,
+    NearMiss,
+    WildcardRule,
+    best_near_miss,
+)
 from assistant.intents.normalize import candidates, percent_as_word, strip_fillers
 from assistant.intents.ranges import range_slots, range_value, tidy_number, warm_number_words
 from assistant.intents.wordgraph import WORD, WordGraph, build_word_graph, continues, slot_words, takes_number, tokenize
@@ -86,6 +94,8 @@ class CommandSet:
         self._vocabulary_set = frozenset(w for w in words if w)
         grammar_words = frozenset(w for _, graph in self._graphs for w in graph.words)
         self._wildcard_rules = _wildcard_rules(self._graphs, grammar_words)
+        # Words a repair may not drop as extra: any template's words and any list value's.
+        self._meaningful = frozenset((slot_words(all_lists, self.language) | grammar_words) - FILLER_WORDS)
         # "-hour" of `{hours}-hour`: spoken "27-hour" is split to reach the number slot.
         self._glued = frozenset(w for w in grammar_words if w.startswith("-") and len(w) > 1)
         # The grammar's own spelling where it has one ("I", not "i"): Whisper copies the prompt.
@@ -194,7 +204,7 @@ class CommandSet:
         words = tokenize(percent_as_word(strip_fillers(text, self._vocabulary_set)), self._glued)
         if not MIN_MATCHED <= len(words) <= MAX_NEAR_MISS_WORDS:
             return None  # too short to tell, or not a command (a long dictation is never repaired)
-        return best_near_miss(words, self._candidate_graphs(words), self._wildcard_rules)
+        return best_near_miss(words, self._candidate_graphs(words), self._wildcard_rules, self._meaningful)
 
     def _repaired(self, near: NearMiss, text: str, context: Mapping[str, Any] | None) -> IntentMatch | None:
         """The near-miss winner's repaired sentences through hassil: slots come from hassil."""
@@ -224,7 +234,10 @@ class CommandSet:
         for word in words:
             if word in LIGHT_WORDS:
                 continue
-            hits.update(set(self._graph_index.get(word, ())))
+            known = set(self._graph_index.get(word, ()))
+            for homophone in HOMOPHONES.get(word, ()):  # "who is hour milk" knows "our"
+                known.update(self._graph_index.get(homophone, ()))
+            hits.update(known)
             if _NUMBER.fullmatch(word):
                 hits.update(self._number_graphs)
         return [self._graphs[i] for i in sorted(i for i, count in hits.items() if count >= MIN_MATCHED)]
@@ -279,16 +292,22 @@ class CommandSet:
 
 def _wildcard_rules(graphs: list[tuple[str, WordGraph]], grammar_words: frozenset[str]) -> dict[str, WildcardRule]:
     """Per intent: the words its wildcards take only as doubtful evidence (the grammar's own
-    words and the list values the intent's templates take, light words aside) and the range
+    words and the list values the intent's templates take, light words aside, and their
+    homophones: "remove eggs of from my list" holds "off", not an item "eggs of") and the range
     slots whose numbers they never take."""
     values: dict[str, set[str]] = {}
     numbers: dict[str, dict[int, Any]] = {}
     for intent, graph in graphs:
         values.setdefault(intent, set()).update(graph.slot_words)
         numbers.setdefault(intent, {}).update((id(slot), slot) for slot in graph.number_slots)
+
+    def doubtful(words: set[str]) -> frozenset[str]:
+        keywords = words - LIGHT_WORDS
+        return frozenset(keywords | {h for w in keywords for h in HOMOPHONES.get(w, ())})
+
     return {
         intent: WildcardRule(
-            keywords=frozenset(grammar_words | values[intent]) - LIGHT_WORDS,
+            keywords=doubtful(grammar_words | values[intent]),
             numbers=tuple(numbers[intent].values()),
         )
         for intent in values

@@ -4,7 +4,10 @@ Whisper drops a word ("milk to my shopping list"), adds one, or mishears one ("S
 for 5 minutes", "four" for "for"). After exact matching fails, the spoken words are aligned with
 every template's word graph (see `wordgraph`) by a weighted edit distance: slot values must
 appear exactly (a slot is never invented or guessed), grammar words may be missing, replaced or
-surrounded by one extra word. The result is accepted only when
+surrounded by one extra word. An extra word is one that means nothing to the grammar: a word any
+template says or any list value holds is evidence of another reading, never noise ("stop timer
+for" lost a number after "for": it is not "stop timer"; "add light bulbs to my list" is not
+"bulbs"), unless it only repeats the word before it ("for for"). The result is accepted only when
 
 - the best alignment costs at most one edit,
 - it matched at least two grammar words or slots exactly, not counting light words like "the"
@@ -117,9 +120,10 @@ def deletion_cost(grammar: str, wildcard: bool = False) -> float:
 
 
 def insertion_cost(spoken: str, protected: frozenset[str] = frozenset()) -> float:
-    """Cost of an extra spoken word. `protected` holds the template's list values and number
-    words: a value out of place ("living room kitchen light on") means another command, and a
-    stray number word ("hundred thirty-six") would change a number, so neither is noise."""
+    """Cost of an extra spoken word. `protected` holds the words that mean something: list
+    values ("living room kitchen light on" means another command), number words (a stray
+    "hundred" changes a number) and the grammar's own words (a leftover "named" or "for" says a
+    slot was lost, "light" of "light bulbs" is part of the item), so none of them is noise."""
     if spoken in NEGATIONS or spoken in protected or spoken[:1].isdigit():
         return INF
     return 0.5 if spoken in FILLER_WORDS else 1.0
@@ -156,14 +160,17 @@ def align(
     rule: WildcardRule = WildcardRule(),
     strict: bool = False,
     limit: float = MAX_COST,
+    meaningful: frozenset[str] = frozenset(),
 ) -> Alignment | None:
     """Cheapest alignment of `words` with `graph` costing at most `limit`, or None.
 
     A wildcard takes any words for (almost) nothing, except what `rule` forbids, and, when
     `strict`, a keyword, which costs what an extra word costs: evidence for a template is
-    counted outside its wildcards only."""
+    counted outside its wildcards only. `meaningful` are the words of the whole grammar and its
+    lists that are never an extra word (see `insertion_cost`), except as a repeat of the word
+    before."""
     n = len(words)
-    protected = graph.slot_words | graph.number_words
+    protected = graph.slot_words | graph.number_words | meaningful
     bound = limit + 0.2  # pruning bound: room for wildcard hairs
     rows: dict[int, list[float]] = {graph.start: [0.0] + [INF] * n}
     back: dict[int, list[tuple | None]] = {graph.start: [None] * (n + 1)}
@@ -175,7 +182,8 @@ def align(
         bp = back[node]
         for j in range(1, n + 1 if node not in graph.no_insert else 1):  # an extra spoken word here
             if row[j - 1] < INF:
-                cost = row[j - 1] + insertion_cost(words[j - 1], protected)
+                repeated = j >= 2 and words[j - 1] == words[j - 2]  # "for for": a stutter, not a word
+                cost = row[j - 1] + insertion_cost(words[j - 1], graph.number_words if repeated else protected)
                 if cost < row[j]:
                     row[j] = cost
                     bp[j] = (node, j - 1, "ins", "")
@@ -284,7 +292,10 @@ class NearMiss:
 
 
 def best_near_miss(
-    words: list[str], graphs: Iterable[tuple[str, WordGraph]], rules: Mapping[str, WildcardRule] | None = None
+    words: list[str],
+    graphs: Iterable[tuple[str, WordGraph]],
+    rules: Mapping[str, WildcardRule] | None = None,
+    meaningful: frozenset[str] = frozenset(),
 ) -> NearMiss | None:
     """The intent that clearly wins for `words`, with the repaired sentence; None when no
     template comes close, `NearMiss(None)` when some do but none clearly wins.
@@ -292,19 +303,19 @@ def best_near_miss(
     A template with a wildcard is aligned twice: with the wildcard free to take anything (how
     close its intent comes: every intent that close counts against the winner's margin, even one
     only a wildcard reaches) and strictly, with keywords in the wildcard costing as extra words
-    (the evidence an intent may win on)."""
+    (the evidence an intent may win on). `meaningful` is passed to `align`."""
     rules = rules or {}
     strict: dict[str, list[Alignment]] = {}
     reach: dict[str, float] = {}
     for intent, graph in graphs:
         rule = rules.get(intent, WildcardRule())
-        loose = align(graph, words, rule=rule, limit=MAX_COST + MARGIN)
+        loose = align(graph, words, rule=rule, limit=MAX_COST + MARGIN, meaningful=meaningful)
         if loose is None:
             continue
         reach[intent] = min(reach.get(intent, INF), loose.cost)
         alignment: Alignment | None = loose
         if any(w in rule.keywords for w in loose.absorbed):
-            alignment = align(graph, words, rule=rule, strict=True)
+            alignment = align(graph, words, rule=rule, strict=True, meaningful=meaningful)
         if alignment is not None and alignment.cost <= MAX_COST:
             strict.setdefault(intent, []).append(alignment)
     if not strict:
