@@ -265,6 +265,24 @@ class RecordingDispatcher:
         return None
 
 
+def _folded(slots: dict) -> dict:
+    return {k: " ".join(v.casefold().strip(" .,!?").split()) if isinstance(v, str) else v for k, v in slots.items()}
+
+
+def score(actions: list[tuple[str, dict]], expected: tuple[str, dict] | None) -> str:
+    """"correct" (exactly the expected action, once), "wrong" (any other action) or "none".
+
+    Text slots are compared as the handlers use them, case and edge punctuation aside: the
+    shopping list stores "orange juice" whether Whisper wrote "Orange juice" or "orange juice"."""
+    if not actions:
+        return "none"
+    if expected is not None and len(actions) == 1:
+        (intent, slots), (want, want_slots) = actions[0], expected
+        if intent == want and _folded(slots) == _folded(want_slots):
+            return "correct"
+    return "wrong"
+
+
 def run_clip(item, asr, commands, recognition: str, realtime: bool) -> dict:
     """One clip through a fresh ListenLoop: what fired, Whisper time, end of speech -> handler."""
     from assistant.asr.recognizer import Recognizer
@@ -295,12 +313,7 @@ def run_clip(item, asr, commands, recognition: str, realtime: bool) -> dict:
     cpu = time.process_time() - cpu
     actions = [(intent, slots) for _, intent, slots, _ in dispatcher.calls]
     expected = (item.plan.intent, item.plan.slots) if item.plan.intent else None
-    if not actions:
-        verdict = "none"
-    elif expected is not None and actions == [expected]:
-        verdict = "correct"
-    else:
-        verdict = "wrong"
+    verdict = score(actions, expected)
     eos: list[float] = []
     for when, _, _, segment in dispatcher.calls:
         if realtime:  # measured: handler start - the moment the last word ended

@@ -38,3 +38,18 @@ def test_a_committed_command_is_scored_correct_through_the_real_loop(asr, recogn
     row = bench_listen.run_clip(item, asr, commands, recognition, realtime=False)
     assert row["errors"] == 0 and row["verdict"] == "correct", row
     assert row["actions"] == [("Lights", {"state": "on", "room": "kitchen"})] and row["whisper_runs"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("actions", "expected", "verdict"),
+    [
+        ([("ShoppingListRemove", {"item": "Orange juice."})], ("ShoppingListRemove", {"item": "orange juice"}), "correct"),
+        ([("ShoppingListAdd", {"item": "this soap"})], ("ShoppingListAdd", {"item": "dish soap"}), "wrong"),
+        ([("Stop", {}), ("Stop", {})], ("Stop", {}), "wrong"),  # acting twice is a wrong action
+        ([("Timer", {"minutes": 60})], ("Timer", {"minutes": 62}), "wrong"),
+        ([("Time", {})], None, "wrong"),  # a non-command that fired
+        ([], ("Stop", {}), "none"),
+    ],
+)
+def test_scoring_compares_text_slots_as_handlers_use_them(actions, expected, verdict):
+    assert bench_listen.score(actions, expected) == verdict
