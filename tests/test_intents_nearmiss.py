@@ -166,6 +166,12 @@ def test_ha_a_leftover_of_a_lost_slot_is_not_repaired_away(ha, text):
     assert ha.match(text, HA_CONTEXT) is None
 
 
+@pytest.mark.parametrize("text", ["my fifty-four hour timer", "my timer for 43 hours", "my 16 minutes timer"])
+def test_ha_my_timer_without_its_verb_is_no_new_timer(ha, text):
+    match = ha.match(text, HA_CONTEXT)  # pause / resume / cancel was lost; "my" is no filler
+    assert match is None or match.intent != "HassStartTimer", match
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
