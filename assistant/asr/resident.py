@@ -34,6 +34,7 @@ from assistant.asr.prompt import build_prompt
 from assistant.asr.settings import Transcript, WhisperSettings
 from assistant.asr.weights import resolve_model
 from assistant.device import resolve_device, uses_half_precision
+from assistant.memory import return_large_blocks
 from assistant.scheduler import SCHEDULER, Priority
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class WhisperASR:
         self.device = resolve_device(settings.device)
         self.fp16 = uses_half_precision(self.device)
         self.checkpoint: Path = resolve_model(settings.model)
+        return_large_blocks()  # activations unmapped on free, not kept by every thread's arena
         started = time.perf_counter()
         with SCHEDULER.slot("asr", Priority.COMMAND):
             self.model = whisper.load_model(str(self.checkpoint), device=self.device)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.memory import return_large_blocks
 from assistant.scheduler import SCHEDULER, Priority
 from assistant.audio.clip import Audio
 from assistant.tts.base import TTSUnavailable
@@ -49,6 +50,7 @@ class PiperEngine:
         self.noise_w_scale = noise_w_scale
         self._voices: dict[Path, object] = {}
         self._load_lock = threading.Lock()
+        return_large_blocks()  # activations unmapped on free, not kept by every thread's arena
         self._load(self.model_path)
 
     @property

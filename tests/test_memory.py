@@ -1,0 +1,73 @@
+"""glibc's mmap threshold stays put once a model is loaded: a large block freed by Whisper or
+Piper goes back to the system, and the next one is mapped again instead of being carved from
+(and kept by) the thread's arena. Each check runs in a fresh interpreter, whose malloc has
+not been tuned or used for large blocks yet."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asr_support import save_random_checkpoint
+
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's dynamic mmap threshold")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = """
+import ctypes
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+
+def mapped(size):
+    before = libc.mallinfo2().hblkhd  # bytes in mmapped blocks
+    block = libc.malloc(size)
+    grew = libc.mallinfo2().hblkhd - before
+    libc.free(block)
+    return grew >= size
+
+# a 4 MiB activation, freed, then the same again (the second pass of a model)
+print(mapped(4 << 20), mapped(4 << 20))
+"""
+
+
+def probe(setup: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MALLOC_MMAP_THRESHOLD_", None)  # the variable would fix the threshold on its own
+    done = subprocess.run([sys.executable, "-c", setup + "\n" + PROBE], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_without_it_glibc_keeps_the_second_large_block_in_its_heap() -> None:
+    """The behaviour the fix is for (and proof that the probe can tell the difference)."""
+    assert probe("") == "True False"
+
+
+def test_return_large_blocks_keeps_large_blocks_mapped() -> None:
+    assert probe("from assistant.memory import return_large_blocks\nassert return_large_blocks()") == "True True"
+
+
+def test_loading_piper_keeps_large_blocks_mapped() -> None:
+    pytest.importorskip("piper")
+    assert probe("from assistant.tts.piper import PiperEngine\nPiperEngine()") == "True True"
+
+
+def test_loading_whisper_keeps_large_blocks_mapped(tmp_path: Path) -> None:
+    checkpoint = save_random_checkpoint(tmp_path / "random.pt")
+    setup = ("from assistant.asr import WhisperASR, WhisperSettings\n"
+             f"WhisperASR(WhisperSettings(model={str(checkpoint)!r}, device='cpu'))")
+    assert probe(setup) == "True True"
