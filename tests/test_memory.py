@@ -71,3 +71,13 @@ def test_loading_whisper_keeps_large_blocks_mapped(tmp_path: Path) -> None:
     setup = ("from assistant.asr import WhisperASR, WhisperSettings\n"
              f"WhisperASR(WhisperSettings(model={str(checkpoint)!r}, device='cpu'))")
     assert probe(setup) == "True True"
+
+
+def test_opening_tortoise_keeps_large_blocks_mapped(tmp_path: Path) -> None:
+    """Tortoise runs on torch too, in the speaker's thread and in pre-render threads."""
+    from assistant.tts.tortoise.tiny import write_random_models
+
+    models = write_random_models(tmp_path / "tortoise")
+    setup = ("from assistant.tts.tortoise import TortoiseEngine\n"
+             f"TortoiseEngine(models_dir={str(models)!r}, device='cpu')")
+    assert probe(setup) == "True True"

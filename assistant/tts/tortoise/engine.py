@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from assistant.device import resolve_device, uses_half_precision
+from assistant.memory import return_large_blocks
 from assistant.scheduler import SCHEDULER, Priority
 from assistant.audio.clip import Audio
 from assistant.tts.tortoise.config import OUTPUT_SAMPLE_RATE, ModelSizes, TortoiseSettings
@@ -68,6 +69,7 @@ class TortoiseEngine:
         if half and not uses_half_precision(self.device):
             raise ValueError(f"half precision needs a CUDA or XPU device, not {self.device!r}")
         self.half = uses_half_precision(self.device) if half is None else bool(half)
+        return_large_blocks()  # activations unmapped on free, not kept by every thread's arena
         self.models = open_models(self.models_dir, self.device, self.half, sizes)
         self.default_voice = default_voice
         self.latent_cache = latent_cache or LatentCache()
