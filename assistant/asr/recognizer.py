@@ -138,6 +138,9 @@ class Recognition:
     confidence: float | None = None
     """The guided sentence's confidence (0..1, see `confidence.Verdict`), also when it was
     rejected and a free pass decided; None when no guided decode ran."""
+    pass_ms: tuple[float, ...] = ()
+    """Whisper ms of each pass in order, set by `barge_in` (the loop's barge-in event breaks
+    the time to stop a reply down by pass; empty elsewhere)."""
 
 
 @dataclass(frozen=True)
@@ -308,11 +311,12 @@ class Recognizer:
         match, match_ms = self._stop_match(commands, allowed, first.text)
         if match is not None or not self.settings.short_first_pass:
             return Recognition(first.text, match, "short" if self.settings.short_first_pass else "full",
-                               first.asr_ms, match_ms, 1)
+                               first.asr_ms, match_ms, 1, pass_ms=(first.asr_ms,))
         # The short context often hears "stop" over a reply as "I start": ask the full window.
         text, more_ms = self._transcribe(audio, None, short=False)
         match, more_match_ms = self._stop_match(commands, allowed, text)
-        return Recognition(text, match, "full", first.asr_ms + more_ms, match_ms + more_match_ms, 2)
+        return Recognition(text, match, "full", first.asr_ms + more_ms, match_ms + more_match_ms, 2,
+                           pass_ms=(first.asr_ms, more_ms))
 
     def _stop_match(self, commands: CommandMatcher, allowed: frozenset[str], text: str) -> tuple[CommandMatch | None, float]:
         match, match_ms = self._match(commands, text)
