@@ -305,8 +305,8 @@ class Recognizer:
         timer", "turn on the lights") comes back with `match` None: never acted on mid-reply.
         The first pass is prompted with the stop set's own words (`barge_in_vocabulary()`), not
         the whole grammar's: with those, tiny.en heard "stop" over a reply as "start" and the
-        full window (~0.4-0.75 s more on 2 cores) had to decide; the short prompt also decodes
-        faster (docs/bargein.md, the breakdown)."""
+        full window (~0.4-0.75 s more on 2 cores) had to decide (docs/bargein.md, "Where the
+        time goes")."""
         with self._lock:
             commands = self._commands
         try:
