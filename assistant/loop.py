@@ -41,7 +41,8 @@ Events (`on_event`, one dict each; `--events jsonl` prints them):
   {"event": "no-match", "text": str}
   {"event": "handler", "intent": str, "ok": bool}
   {"event": "reply", "text": str}
-  {"event": "barge-in", "intent": str, "text": str, "eos_to_stop_ms": float}
+  {"event": "barge-in", "intent": str, "text": str, "eos_to_stop_ms": float, "at": "pause"|"close",
+   "window_ms": float, "queued_ms": float, "recognise_ms": float, "pass_ms": [float, ...], "interrupt_ms": float}
   {"event": "barge-in-ignored", "text": str}
   {"event": "error", "stage": str, "message": str}
   {"event": "wake", "word": str, "at": s}                      (the wake word was heard)
@@ -53,6 +54,10 @@ moment the segmenter closed the segment (or found it complete at a pause) to the
 start: queueing, recognition and matching. `eos_to_action_ms` is what a person waits: from the
 end of their speech (the last speech frame's arrival) to the handler's start, the silence that
 closed the command included. `early`: closed at the first pause as a complete command.
+A barge-in's `eos_to_stop_ms` (end of the speech -> the reply told to stop) is the sum of its
+stages: `window_ms` of silence the segmenter waited for (at the short pause, or the closing
+window), `queued_ms` behind other work of the worker, `recognise_ms` (Whisper's passes:
+`pass_ms`, and matching) and `interrupt_ms` (the player's stop).
 """
 
 from __future__ import annotations
@@ -433,7 +438,7 @@ class ListenLoop:
             if pause.key[0] in self._acted:
                 return  # acted on at an earlier pause: one command, one action
         if pause.barge_in:
-            self._barge_in(pause.audio, pause.start, pause.end, item.paused_at - (pause.paused_at - pause.end), pause)
+            self._barge_in(pause.audio, pause.start, pause.end, item.paused_at, pause.paused_at - pause.end, pause)
             return
         if not self.conversation.may_speculate():
             return  # a question was asked meanwhile: the whole segment is its answer
@@ -464,7 +469,7 @@ class ListenLoop:
             if key[0] in self._acted:
                 return  # acted on at its pause while this segment waited in the queue
         if segment.barge_in:
-            self._barge_in(segment.audio, segment.start, segment.end, item.closed_at - (segment.ended_at - segment.end), None)
+            self._barge_in(segment.audio, segment.start, segment.end, item.closed_at, segment.ended_at - segment.end, None)
             return
         spec, self._speculated = self._speculated, None
         reuse = spec[1] if spec is not None and spec[0] == key else None
@@ -533,15 +538,21 @@ class ListenLoop:
             except Exception as exc:  # noqa: BLE001
                 self._error("speak", exc)
 
-    def _barge_in(self, audio: np.ndarray, start: float, end: float, speech_end_at: float,
+    def _barge_in(self, audio: np.ndarray, start: float, end: float, handed_at: float, window: float,
                   pause: SpeechPause | None) -> None:
         """Speech heard while a reply played: a stop-set command stops the reply at once and
-        then runs; anything else is ignored. At a pause, a match also closes the command there."""
+        then runs; anything else is ignored. At a pause, a match also closes the command there.
+        `handed_at`: perf_counter when the capture thread handed it over, `window` seconds of
+        silence after the speech (the pause or the long window) later; the barge-in event
+        breaks the time from the end of the speech to the reply's stop down into those stages."""
+        speech_end_at = handed_at - window
+        started = time.perf_counter()
         try:
             result = self.recognizer.barge_in(audio)
         except RecognitionError as exc:
             self._error(exc.stage, exc.__cause__ or exc)
             return
+        recognised = time.perf_counter()
         if result.match is None:
             if result.text:
                 self.stats.barge_in_ignored += 1
@@ -552,11 +563,16 @@ class ListenLoop:
                 self.interrupt()
             except Exception as exc:  # noqa: BLE001 - the intent still runs
                 self._error("interrupt", exc)
-        stopped_ms = (time.perf_counter() - speech_end_at) * 1000
+        stopped = time.perf_counter()
+        stopped_ms = (stopped - speech_end_at) * 1000
         self.stats.barge_ins += 1
         self.stats.barge_in_ms.append(stopped_ms)
         self._emit({"event": "barge-in", "intent": result.match.intent, "text": result.text,
-                    "eos_to_stop_ms": round(stopped_ms, 1)})
+                    "eos_to_stop_ms": round(stopped_ms, 1), "at": "close" if pause is None else "pause",
+                    "window_ms": round(window * 1000, 1), "queued_ms": round((started - handed_at) * 1000, 1),
+                    "recognise_ms": round((recognised - started) * 1000, 1),
+                    "pass_ms": [round(ms, 1) for ms in result.pass_ms],
+                    "interrupt_ms": round((stopped - recognised) * 1000, 1)})
         if pause is not None:
             with self._lock:
                 _remember(self._acted, pause.key[0])

@@ -8,7 +8,10 @@ cuts itself. Prints tables (docs/bargein.md).
    (espeak-ng, made here) plays to the speaker and leaks into the microphone by module-loopback;
    "stop" is played into the room at random moments; real tiny.en. Reaction = the player's stop()
    returned minus the end of the word as played (paplay's own start-up latency included, so it
-   errs long). Then replies play alone and every barge-in is a self-trigger, extrapolated per hour.
+   errs long). Each cut is broken down from the loop's barge-in event (the silence window, the
+   wait behind other work, each Whisper pass, the player's stop), and a recorder on the
+   speaker's monitor says how long the reply was still heard after stop() returned (buffered
+   audio). Then replies play alone and every barge-in is a self-trigger, extrapolated per hour.
 
   .venv/bin/python bench/bargein.py [--trials 8] [--alone-minutes 2] [--leak 0.15] [--aec]
 """
@@ -140,6 +143,43 @@ def gate_table(stop: np.ndarray) -> None:
 
 # -- 2. the virtual room ---------------------------------------------------------------------
 
+class SinkTap:
+    """Records the speaker's monitor (what leaves the speaker) in 10 ms blocks stamped with
+    time.monotonic() at arrival (parec's 10 ms latency makes them err late by about that)."""
+
+    BLOCK = 160
+
+    def __init__(self, pulse) -> None:
+        import threading
+
+        self.blocks: list[tuple[float, float]] = []
+        self._proc = subprocess.Popen(
+            ["parec", "-d", "speaker.monitor", "--raw", "--format=s16le", "--rate=16000", "--channels=1",
+             "--latency-msec=10"], env=pulse.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        import time
+
+        while True:
+            data = self._proc.stdout.read(2 * self.BLOCK)
+            if not data:
+                return
+            samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768
+            self.blocks.append((time.monotonic(), rms(samples)))
+
+    def heard_after(self, at: float, dbfs: float = -50.0) -> float:
+        """Seconds the speaker still sounded after `at` (the end of its last loud block; 0: none)."""
+        loud = [t for t, level in self.blocks if t > at and level > 10 ** (dbfs / 20)]
+        return max(0.0, loud[-1] - at) if loud else 0.0
+
+    def close(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=5)
+        self._thread.join(timeout=5)
+
+
 def room_tables(stop: np.ndarray, trials: int, alone_minutes: float, leak: float, aec: bool) -> None:
     from asr_support import COMMANDS, real_checkpoint
     from bargein_room import Room, play_reply, speech_end_seconds
@@ -157,17 +197,25 @@ def room_tables(stop: np.ndarray, trials: int, alone_minutes: float, leak: float
     commands = load_commands(COMMANDS)
     recognizer = Recognizer(WhisperASR(WhisperSettings(model=str(real_checkpoint()), device="cpu")), commands)
     rng = np.random.default_rng(3)
-    reactions, loop_ms, missed = [], [], 0
+    reactions, loop_ms, missed, rows = [], [], 0, []
     with Room(work / "pulse", leak=leak, aec=aec) as room:
         for trial in range(trials):
             reply = replies[trial % len(replies)]
             at = float(rng.uniform(2.0, reply.duration - 2.0))
-            session = play_reply(room, recognizer, commands, reply, say=[(at, stop_wav)])
+            tap = SinkTap(room.pulse)
+            try:
+                session = play_reply(room, recognizer, commands, reply, say=[(at, stop_wav)])
+            finally:
+                tap.close()
             if not session.interrupted_at:
                 missed += 1
                 continue
-            reactions.append((session.interrupted_at[0] - (session.said_at[0] + word_end)) * 1000)
-            loop_ms += [e["eos_to_stop_ms"] for e in session.kinds("barge-in")][:1]
+            reaction = (session.interrupted_at[0] - (session.said_at[0] + word_end)) * 1000
+            reactions.append(reaction)
+            event = session.kinds("barge-in")[0]
+            loop_ms.append(event["eos_to_stop_ms"])
+            rows.append((at, reaction, event, tap.heard_after(session.interrupted_at[0]) * 1000,
+                         len(session.kinds("barge-in-ignored"))))
         played, triggers = 0.0, 0
         while played < alone_minutes * 60:
             for reply in replies:
@@ -186,6 +234,21 @@ def room_tables(stop: np.ndarray, trials: int, alone_minutes: float, leak: float
         print(f"| loop's own: VAD end of speech -> stop, median ms | {statistics.median(loop_ms):.0f} |")
     print(f"| replies played alone | {played / 60:.1f} min |")
     print(f"| self-triggers | {triggers} (-> {triggers * 60 / max(played / 60, 1e-9):.1f} per hour, extrapolated) |")
+    if rows:
+        print("\n## where the time goes, per cut (ms; 'word end -> speech end': paplay's start, capture, the VAD)")
+        print("| stop at s | word end -> stop() returned | word end -> loop's speech end | heard at | silence window "
+              "| queued | Whisper passes | recognise | player stop() | still heard after stop() | ignored in that reply |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for at, reaction, e, heard, ignored in rows:
+            passes = " + ".join(f"{ms:.0f}" for ms in e["pass_ms"])
+            print(f"| {at:.1f} | {reaction:.0f} | {reaction - e['eos_to_stop_ms']:.0f} | {e['at']} | {e['window_ms']:.0f} "
+                  f"| {e['queued_ms']:.0f} | {passes} | {e['recognise_ms']:.0f} | {e['interrupt_ms']:.0f} | {heard:.0f} "
+                  f"| {ignored} |")
+        med = statistics.median
+        print(f"| median | {med(r[1] for r in rows):.0f} | {med(r[1] - r[2]['eos_to_stop_ms'] for r in rows):.0f} | "
+              f"| {med(r[2]['window_ms'] for r in rows):.0f} | {med(r[2]['queued_ms'] for r in rows):.0f} | "
+              f"| {med(r[2]['recognise_ms'] for r in rows):.0f} | {med(r[2]['interrupt_ms'] for r in rows):.0f} "
+              f"| {med(r[3] for r in rows):.0f} | |")
 
 
 def main() -> None:

@@ -249,6 +249,52 @@ def test_stop_spoken_over_a_reply_interrupts_it_then_runs_its_intent(commands, d
     assert loop.stats.barge_ins == 1 and len(loop.stats.barge_in_ms) == 1
 
 
+def test_a_barge_in_event_breaks_its_time_down_into_stages(commands, dispatcher):
+    """The stages (silence window, queued, recognition with each Whisper pass, the player's stop)
+    add up to the end of speech -> stop time, so the bench can say where it goes."""
+    asr = ScriptedASR("Stop.")
+    events: list[dict] = []
+    interrupts: list[int] = []
+    loop = ListenLoop(FramesSource("stop.wav", "silence.wav"), Recognizer(asr, commands), dispatcher,
+                      on_event=events.append, speak=lambda t: None, is_speaking=lambda: not interrupts,
+                      interrupt=lambda: interrupts.append(1))
+    loop.run()
+    (barge,) = [e for e in events if e["event"] == "barge-in"]
+    assert barge["at"] == "pause" and barge["window_ms"] == 120.0  # barge_in_pause_seconds, in frames
+    assert len(barge["pass_ms"]) == 1
+    stages = barge["window_ms"] + barge["queued_ms"] + barge["recognise_ms"] + barge["interrupt_ms"]
+    assert abs(stages - barge["eos_to_stop_ms"]) <= 0.3  # rounding of each stage only
+
+
+class StopOverReplyASR(ScriptedASR):
+    """tiny.en on the echo canceller's residual as measured in the virtual room: the short pass
+    hears "stop" as "start" when its prompt is the whole grammar's words, "stop" when it is the
+    stop set's own; the full 30 s window hears "Stop." either way."""
+
+    def vocabulary_prompt(self, words):
+        return " ".join(words)
+
+    def transcribe(self, audio, prompt=None, short_context=None):
+        self.texts = ["stop" if prompt is not None and "lights" not in prompt.split() else "start"]
+        self.second = {self.segment + 1: "Stop."}
+        return super().transcribe(audio, prompt, short_context)
+
+
+def test_stop_over_a_reply_is_decided_by_the_short_pass_alone(commands, dispatcher):
+    """No 30 s window behind the short pass (0.4-0.75 s of the 0.7 s median before): the reply
+    stops after one Whisper pass, at the short pause."""
+    asr = StopOverReplyASR()
+    events: list[dict] = []
+    interrupts: list[int] = []
+    loop = ListenLoop(FramesSource("stop.wav", "silence.wav"), Recognizer(asr, commands), dispatcher,
+                      on_event=events.append, speak=lambda t: None, is_speaking=lambda: not interrupts,
+                      interrupt=lambda: interrupts.append(1))
+    loop.run()
+    (barge,) = [e for e in events if e["event"] == "barge-in"]
+    assert barge["intent"] == "Stop" and barge["at"] == "pause"
+    assert asr.passes == [True] and len(barge["pass_ms"]) == 1 and interrupts == [1]
+
+
 @pytest.mark.parametrize("heard", ["Turn on the kitchen lights.", "Stop the timer.", "Stop the music please now."])
 def test_during_a_reply_anything_but_the_stop_set_is_ignored(commands, dispatcher, heard):
     """Only intents marked barge_in match mid-reply: another command (even one that starts with

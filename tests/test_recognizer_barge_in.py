@@ -75,3 +75,43 @@ def test_the_unsure_guard_applies_to_barge_in_only(commands):
 def test_the_barge_in_guard_is_a_log_probability():
     with pytest.raises(ValueError, match="barge_in_logprob"):
         RecognizerSettings(barge_in_logprob=0.5)
+
+
+class PromptedASR(DroppingASR):
+    """Hears "stop" over a reply as "start" when prompted with the whole grammar's words (as
+    tiny.en did in the virtual room), as "stop" with the stop set's own words; notes its prompts."""
+
+    def __init__(self) -> None:
+        super().__init__("", -0.5, full="Stop.")
+        self.prompts: list[str | None] = []
+
+    def vocabulary_prompt(self, words):
+        return " ".join(words)
+
+    def transcribe(self, audio, prompt=None, short_context=None):
+        self.prompts.append(prompt)
+        self.text = "stop" if prompt is not None and "lights" not in prompt.split() else "start"
+        return super().transcribe(audio, prompt, short_context)
+
+
+def test_the_stop_set_is_listened_for_with_its_own_words_as_the_prompt(commands):
+    """The short pass decides (no 30 s window) because its prompt names only what can match."""
+    asr = PromptedASR()
+    result = Recognizer(asr, commands).barge_in(AUDIO)
+    assert (result.path, result.passes, result.match.intent) == ("short", 1, "Stop")
+    assert asr.prompts == [" ".join(commands.barge_in_vocabulary())]
+    assert len(result.pass_ms) == 1
+    assert Recognizer(asr, commands).recognize(AUDIO).match is not None  # commands: the whole grammar's prompt
+    assert "lights" in asr.prompts[1].split()
+
+
+def test_the_stop_sets_vocabulary_is_the_words_of_its_sentences(commands):
+    assert commands.barge_in_vocabulary() == ["be", "cancel", "enough", "forget", "it", "mind", "never",
+                                              "nevermind", "quiet", "stop", "talking", "that's"]
+    assert set(commands.barge_in_vocabulary()) < {w.casefold() for w in commands.vocabulary()}
+
+
+def test_without_a_vocabulary_prompt_the_stop_set_has_none_either(commands):
+    asr = PromptedASR()
+    Recognizer(asr, commands, RecognizerSettings(vocabulary_prompt=False)).barge_in(AUDIO)
+    assert asr.prompts[0] is None

@@ -59,6 +59,8 @@ class CommandMatcher(Protocol):
 
     def barge_in_intents(self) -> frozenset[str]: ...
 
+    def barge_in_vocabulary(self) -> list[str]: ...
+
 
 class Transcriber(Protocol):
     """A resident speech-to-text model (an `assistant.asr.WhisperASR`)."""
@@ -138,6 +140,9 @@ class Recognition:
     confidence: float | None = None
     """The guided sentence's confidence (0..1, see `confidence.Verdict`), also when it was
     rejected and a free pass decided; None when no guided decode ran."""
+    pass_ms: tuple[float, ...] = ()
+    """Whisper ms of each pass in order, set by `barge_in` (the loop's barge-in event breaks
+    the time to stop a reply down by pass; empty elsewhere)."""
 
 
 @dataclass(frozen=True)
@@ -297,22 +302,29 @@ class Recognizer:
         against the full grammar and kept only when it is an exact match of an intent the
         matcher lists in `barge_in_intents()` ("stop", "be quiet"); a near-miss repair is never
         taken (it could make "stop" of the reply's own words), and any other command ("stop the
-        timer", "turn on the lights") comes back with `match` None: never acted on mid-reply."""
+        timer", "turn on the lights") comes back with `match` None: never acted on mid-reply.
+        The first pass is prompted with the stop set's own words (`barge_in_vocabulary()`), not
+        the whole grammar's: with those, tiny.en heard "stop" over a reply as "start" and the
+        full window (~0.4-0.75 s more on 2 cores) had to decide (docs/bargein.md, "Where the
+        time goes")."""
         with self._lock:
-            commands, prompt = self._commands, self._prompt
+            commands = self._commands
         try:
             allowed = commands.barge_in_intents()
+            words = commands.barge_in_vocabulary()
         except Exception as exc:  # noqa: BLE001
             raise RecognitionError("match", exc) from exc
+        prompt = self._words_prompt(tuple(words))
         first = self._first_pass(audio, prompt, unsure=self.settings.barge_in_logprob)
         match, match_ms = self._stop_match(commands, allowed, first.text)
         if match is not None or not self.settings.short_first_pass:
             return Recognition(first.text, match, "short" if self.settings.short_first_pass else "full",
-                               first.asr_ms, match_ms, 1)
+                               first.asr_ms, match_ms, 1, pass_ms=(first.asr_ms,))
         # The short context often hears "stop" over a reply as "I start": ask the full window.
         text, more_ms = self._transcribe(audio, None, short=False)
         match, more_match_ms = self._stop_match(commands, allowed, text)
-        return Recognition(text, match, "full", first.asr_ms + more_ms, match_ms + more_match_ms, 2)
+        return Recognition(text, match, "full", first.asr_ms + more_ms, match_ms + more_match_ms, 2,
+                           pass_ms=(first.asr_ms, more_ms))
 
     def _stop_match(self, commands: CommandMatcher, allowed: frozenset[str], text: str) -> tuple[CommandMatch | None, float]:
         match, match_ms = self._match(commands, text)
@@ -389,9 +401,13 @@ class Recognizer:
 
     def _other_prompt(self, commands: CommandMatcher) -> str | None:
         """The prompt of a set other than the active one, kept for the few sets a loop uses."""
+        return self._words_prompt(tuple(commands.vocabulary()))
+
+    def _words_prompt(self, words: tuple[str, ...]) -> str | None:
+        """The prompt of these words (another set's, or the stop set's), kept for the few a
+        loop uses."""
         if not self.settings.vocabulary_prompt:
             return None
-        words = tuple(commands.vocabulary())
         with self._lock:
             if words in self._other_prompts:
                 return self._other_prompts[words]

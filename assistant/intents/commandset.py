@@ -106,6 +106,9 @@ class CommandSet:
                     if edge.kind == WORD and edge.key not in spelling:
                         spelling[edge.key] = edge.out.strip(".,!?;:\"")
         self._vocabulary = sorted((spelling.get(w) or w for w in self._vocabulary_set), key=str.casefold)
+        barge_in = self.barge_in_intents()
+        barge_words = {w for name, graph in self._graphs if name in barge_in for w in graph.words | graph.slot_words if w}
+        self._barge_in_vocabulary = sorted((spelling.get(w) or w for w in barge_words), key=str.casefold)
 
     # -- the contract --------------------------------------------------------------------------
 
@@ -140,6 +143,12 @@ class CommandSet:
     def vocabulary(self) -> list[str]:
         """Distinct words of the grammar and its list values (for Whisper's prompt)."""
         return list(self._vocabulary)
+
+    def barge_in_vocabulary(self) -> list[str]:
+        """Distinct words of the barge-in intents' sentences: Whisper's prompt while a reply
+        plays, when only they can match (the whole grammar's words made tiny.en hear "stop"
+        over a reply as "start")."""
+        return list(self._barge_in_vocabulary)
 
     def static_replies(self) -> list[str]:
         """Replies that need no slot or handler value (can be rendered to speech ahead)."""
