@@ -249,10 +249,9 @@ def test_stop_spoken_over_a_reply_interrupts_it_then_runs_its_intent(commands, d
     assert loop.stats.barge_ins == 1 and len(loop.stats.barge_in_ms) == 1
 
 
-def test_a_barge_in_event_breaks_its_time_down_into_stages(commands, dispatcher):
-    """The stages (silence window, queued, recognition with each Whisper pass, the player's stop)
-    add up to the end of speech -> stop time, so the bench can say where it goes."""
-    asr = ScriptedASR("Stop.")
+def stop_over_a_reply(asr, commands, dispatcher) -> tuple[dict, list[int]]:
+    """"stop" heard while a reply plays (until it is interrupted): the barge-in event and the
+    interrupts made."""
     events: list[dict] = []
     interrupts: list[int] = []
     loop = ListenLoop(FramesSource("stop.wav", "silence.wav"), Recognizer(asr, commands), dispatcher,
@@ -260,6 +259,13 @@ def test_a_barge_in_event_breaks_its_time_down_into_stages(commands, dispatcher)
                       interrupt=lambda: interrupts.append(1))
     loop.run()
     (barge,) = [e for e in events if e["event"] == "barge-in"]
+    return barge, interrupts
+
+
+def test_a_barge_in_event_breaks_its_time_down_into_stages(commands, dispatcher):
+    """The stages (silence window, queued, recognition with each Whisper pass, the player's stop)
+    add up to the end of speech -> stop time, so the bench can say where it goes."""
+    barge, _ = stop_over_a_reply(ScriptedASR("Stop."), commands, dispatcher)
     assert barge["at"] == "pause" and barge["window_ms"] == 120.0  # barge_in_pause_seconds, in frames
     assert len(barge["pass_ms"]) == 1
     stages = barge["window_ms"] + barge["queued_ms"] + barge["recognise_ms"] + barge["interrupt_ms"]
@@ -284,13 +290,7 @@ def test_stop_over_a_reply_is_decided_by_the_short_pass_alone(commands, dispatch
     """No 30 s window behind the short pass (0.4-0.75 s of the 0.7 s median before): the reply
     stops after one Whisper pass, at the short pause."""
     asr = StopOverReplyASR()
-    events: list[dict] = []
-    interrupts: list[int] = []
-    loop = ListenLoop(FramesSource("stop.wav", "silence.wav"), Recognizer(asr, commands), dispatcher,
-                      on_event=events.append, speak=lambda t: None, is_speaking=lambda: not interrupts,
-                      interrupt=lambda: interrupts.append(1))
-    loop.run()
-    (barge,) = [e for e in events if e["event"] == "barge-in"]
+    barge, interrupts = stop_over_a_reply(asr, commands, dispatcher)
     assert barge["intent"] == "Stop" and barge["at"] == "pause"
     assert asr.passes == [True] and len(barge["pass_ms"]) == 1 and interrupts == [1]
 
