@@ -95,7 +95,7 @@ class CommandSet:
         grammar_words = frozenset(w for _, graph in self._graphs for w in graph.words)
         self._wildcard_rules = _wildcard_rules(self._graphs, grammar_words)
         # Words a repair may not drop as extra: any template's words and any list value's.
-        self._meaningful = frozenset((slot_words(all_lists, self.language) | grammar_words) - FILLER_WORDS)
+        self._meaningful = self._vocabulary_set - FILLER_WORDS
         # "-hour" of `{hours}-hour`: spoken "27-hour" is split to reach the number slot.
         self._glued = frozenset(w for w in grammar_words if w.startswith("-") and len(w) > 1)
         # The grammar's own spelling where it has one ("I", not "i"): Whisper copies the prompt.
