@@ -2,6 +2,7 @@
 self-check, streaming. Engines are the real Piper and espeak-ng, wrapped to count calls."""
 
 import logging
+import threading
 import textwrap
 from collections.abc import Iterator
 
@@ -214,6 +215,41 @@ def test_prerender_keeps_going_after_a_failure(engines, tmp_path, caplog) -> Non
         speech.prerender(["One.", "Two."])
         assert speech.wait_prerendered(timeout=30)
     assert caplog.text.count("pre-rendering") == 2 and speech.stats.prerendered == 0
+
+
+class Gated:
+    """An engine whose renders wait for `go` and note the thread they ran on."""
+
+    name = "piper"
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.go = threading.Event()
+        self.threads: list[int] = []
+
+    def synthesize(self, text: str, voice: str | None = None) -> Audio:
+        assert self.go.wait(30)
+        self.threads.append(threading.get_ident())
+        return self.engine.synthesize(text, voice)
+
+
+def test_prerender_batches_queue_on_one_worker_thread(piper_engine, tmp_path) -> None:
+    """A reload's batch, queued while the start's is still rendering, is rendered after it on
+    the same thread (a thread per batch left each one's malloc arena behind), and
+    `wait_prerendered` waits for both."""
+    gated = Gated(piper_engine)
+    speech = Speech(SpeechSettings(fallback=("piper",)), factories={"piper": lambda: gated},
+                    cache=ReplyCache(tmp_path / "replies"))
+    speech.prerender(["One."])
+    speech.prerender(["Two.", "Three."])
+    assert not speech.wait_prerendered(timeout=0.2), "still rendering"
+    gated.go.set()
+    assert speech.wait_prerendered(timeout=60)
+    assert speech.stats.prerendered == 3 and len(set(gated.threads)) == 1
+    assert gated.threads[0] != threading.get_ident()
+    speech.prerender(["Four."])
+    assert speech.wait_prerendered(timeout=60)
+    assert speech.stats.prerendered == 4 and len(set(gated.threads)) == 1
 
 
 class Ears:
