@@ -2,7 +2,9 @@
 
 WhisperASR drives Whisper below its public `transcribe()`: it encodes fewer than 3000 mel frames
 itself (conv1, conv2, a slice of the positional embedding, the blocks, ln_post), subclasses
-`DecodingTask` to hand it those features (`_get_audio_features`), appends a `LogitFilter` to
+`DecodingTask` to hand it those features (`_get_audio_features`), replaces its `inference` with a
+`PyTorchInference` that projects only the logits `_main_loop` reads (a hook on the text decoder's
+`ln`), appends a `LogitFilter` to
 `logit_filters`, reads `sample_begin` and `tokenizer.eot`, and builds `DecodingOptions` by field
 name. None of that is a stable API. pyproject pins openai-whisper; when the pin moves, these
 tests say exactly which internal changed, and the numeric checks say whether our path still
@@ -179,3 +181,41 @@ def test_short_features_reach_the_decoder_unchanged(asr, monkeypatch):
     start = applied[0]  # one filter call per decoder step, on the tokens so far
     assert applied == list(range(start, start + len(seen)))
     assert len(result.tokens) <= len(seen)
+
+
+def test_the_loop_reads_only_the_start_token_and_last_logits():
+    """`_NeededLogits` projects two positions of the first call: the ones `_main_loop` reads."""
+    loop = inspect.getsource(whisper.decoding.DecodingTask._main_loop)
+    assert "logits[:, self.sot_index]" in loop and "logits = logits[:, -1]" in loop
+    assert "self.inference.logits(tokens, audio_features)" in loop
+    assert "x = self.ln(x)" in inspect.getsource(whisper.model.TextDecoder.forward)
+
+
+def test_a_prompted_pass_decodes_exactly_like_whisper_decode(asr):
+    """With a prompt (the first call projects 2 of its ~20 positions) the tokens, log-probability
+    and no-speech probability are Whisper's own."""
+    audio = speechlike(2.0)
+    prompt = "turn on off the kitchen bedroom lights stop cancel timer"
+    ours, _ = asr._decode(audio, prompt, short=False)
+    options = whisper.DecodingOptions(task="transcribe", language="en", temperature=0.0, prompt=prompt,
+                                      sample_len=asr.token_budget(len(audio)), without_timestamps=True, fp16=False)
+    theirs = whisper.decode(asr.model, asr.log_mel(audio, short=False)[0], options)
+    assert ours.tokens == theirs.tokens and len(ours.tokens) > 0
+    assert ours.avg_logprob == pytest.approx(theirs.avg_logprob, abs=1e-5)
+    assert ours.no_speech_prob == pytest.approx(theirs.no_speech_prob, abs=1e-6)
+
+
+def test_the_first_call_projects_the_read_positions_and_marks_the_rest(asr):
+    options = whisper.DecodingOptions(language="en", without_timestamps=True, fp16=False, prompt="kitchen lights")
+    task = resident._FeaturesDecodingTask(asr.model, options)
+    tokens = torch.tensor([task.initial_tokens])
+    features = asr._encode(speechlike(1.0), short=True)
+    with torch.inference_mode():
+        ours = task.inference.logits(tokens, features)
+        expected = asr.model.decoder(tokens, features)
+    task.inference.cleanup_caching()
+    assert ours.shape == expected.shape and task.sot_index < tokens.shape[1] - 1
+    for position in (task.sot_index, tokens.shape[1] - 1):
+        torch.testing.assert_close(ours[:, position], expected[:, position], rtol=1e-5, atol=1e-5)
+    others = [p for p in range(tokens.shape[1]) if p not in (task.sot_index, tokens.shape[1] - 1)]
+    assert torch.isnan(ours[:, others]).all()

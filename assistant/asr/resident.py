@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import whisper
 from whisper.audio import log_mel_spectrogram
-from whisper.decoding import DecodingOptions, DecodingTask, LogitFilter
+from whisper.decoding import DecodingOptions, DecodingTask, LogitFilter, PyTorchInference
 
 from assistant.asr.prompt import build_prompt
 from assistant.asr.settings import Transcript, WhisperSettings
@@ -243,9 +243,44 @@ class _StopRepetition(LogitFilter):
                 logits[row, self.eot] = eot_logit
 
 
+class _NeededLogits(PyTorchInference):
+    """Whisper's KV-cached decoder, projecting only the positions the decoding loop reads.
+
+    On its first call Whisper's text decoder turns every position of the initial tokens (the
+    prompt and the start sequence) into logits over the whole vocabulary (51864 x 384 per
+    position), but the loop reads two of them: the start token's (the no-speech probability)
+    and the last one's. With a vocabulary prompt (15-125 tokens) that projection was most of a
+    short pass's decoder time. The hidden states of the other positions are cut out before the
+    projection (a hook on the decoder's final LayerNorm); their logits come back as NaN, so a
+    reader of one would notice at once."""
+
+    def __init__(self, model: whisper.model.Whisper, initial_token_length: int, sot_index: int) -> None:
+        super().__init__(model, initial_token_length)
+        self.sot_index = sot_index
+
+    def logits(self, tokens: torch.Tensor, audio_features: torch.Tensor) -> torch.Tensor:
+        length = tokens.shape[-1]
+        if length > self.initial_token_length:  # later steps decode one position anyway
+            return super().logits(tokens, audio_features)
+        keep = sorted({self.sot_index, length - 1})
+        hook = self.model.decoder.ln.register_forward_hook(lambda module, args, output: output[:, keep])
+        try:
+            rows = super().logits(tokens, audio_features)
+        finally:
+            hook.remove()
+        logits = rows.new_full((rows.shape[0], length, rows.shape[-1]), float("nan"))
+        logits[:, keep] = rows
+        return logits
+
+
 class _FeaturesDecodingTask(DecodingTask):
     """Whisper's own greedy decoder, token filters and no-speech probability, handed encoder
-    output of any length (its `_get_audio_features` only recognises 1500-position features)."""
+    output of any length (its `_get_audio_features` only recognises 1500-position features),
+    projecting only the logits it reads (`_NeededLogits`)."""
+
+    def __init__(self, model: whisper.model.Whisper, options: DecodingOptions) -> None:
+        super().__init__(model, options)
+        self.inference = _NeededLogits(model, len(self.initial_tokens), self.sot_index)
 
     def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
         return mel
